@@ -1,0 +1,35 @@
+"""fastce: the cross-entropy family of losses and their gradients on NumPy
+arrays, with PyTorch's semantics, in Cython + OpenMP.
+
+Layout: ``functional`` (the public functions), ``losses`` (loss objects),
+``_validation`` (input checks), ``_config`` (threads, build information),
+``_kernels`` (typed Cython kernels over C SIMD primitives), ``__main__``
+(the command line).
+"""
+__version__ = "0.1.0"
+
+from fastce._config import get_num_threads, set_num_threads, show_config
+from fastce.functional import (
+    binary_cross_entropy,
+    binary_cross_entropy_and_grad,
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_and_grad,
+    cross_entropy,
+    cross_entropy_and_grad,
+    log_softmax,
+    logsumexp,
+    nll_loss,
+    nll_loss_and_grad,
+    softmax,
+)
+from fastce.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+
+__all__ = [
+    "__version__",
+    "cross_entropy", "cross_entropy_and_grad", "nll_loss", "nll_loss_and_grad",
+    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_and_grad",
+    "binary_cross_entropy", "binary_cross_entropy_and_grad",
+    "log_softmax", "softmax", "logsumexp",
+    "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss",
+    "get_num_threads", "set_num_threads", "show_config",
+]

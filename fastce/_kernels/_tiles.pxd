@@ -1,0 +1,67 @@
+# Tiling shared by the softmax and cross-entropy kernels.
+#
+# An input is seen as a C-contiguous (outer, C, inner) block, the class axis in
+# the middle.  With inner == 1 (class axis last) positions are rows and a tile
+# is a run of rows; otherwise positions are the inner (spatial) indices of one
+# outer slice and a tile is a run of them, read class by class so every load
+# is contiguous: no transpose, no copy.  Tiles are fixed by the shape alone,
+# so per-tile partial sums added in tile order give the same bits whatever
+# the thread count.
+
+cdef struct Tiling:
+    Py_ssize_t n_outer       # outer slices (1 when positions are rows)
+    Py_ssize_t n_pos         # positions per outer slice
+    Py_ssize_t n_cls
+    Py_ssize_t ps            # element stride between positions
+    Py_ssize_t cs            # element stride between classes
+    Py_ssize_t outer_stride  # elements between outer slices
+    Py_ssize_t tile          # positions per tile
+    Py_ssize_t tiles_per_outer
+    Py_ssize_t n_tiles
+
+# elements a tile aims for: small enough that it is still in L1/L2 when a
+# second pass (the gradient write) comes back to it
+cdef enum:
+    TILE_ELEMENTS = 8192
+
+
+cdef inline Tiling make_tiling(Py_ssize_t outer, Py_ssize_t n_cls,
+                               Py_ssize_t inner) noexcept nogil:
+    cdef Tiling t
+    cdef Py_ssize_t c = n_cls if n_cls > 0 else 1
+    t.n_cls = n_cls
+    if inner == 1:
+        t.n_outer = 1
+        t.n_pos = outer
+        t.ps = n_cls
+        t.cs = 1
+        t.outer_stride = 0
+        t.tile = TILE_ELEMENTS // c
+        if t.tile < 1:
+            t.tile = 1
+    else:
+        t.n_outer = outer
+        t.n_pos = inner
+        t.ps = 1
+        t.cs = inner
+        t.outer_stride = n_cls * inner
+        t.tile = (TILE_ELEMENTS // c) // 16 * 16
+        if t.tile < 16:
+            t.tile = 16
+    if t.tile > 256:
+        t.tile = 256
+    t.tiles_per_outer = (t.n_pos + t.tile - 1) // t.tile
+    t.n_tiles = t.n_outer * t.tiles_per_outer
+    return t
+
+
+cdef inline Py_ssize_t tile_start(const Tiling *t, Py_ssize_t k,
+                                  Py_ssize_t *first_pos,
+                                  Py_ssize_t *count) noexcept nogil:
+    """Element offset of tile k's (first position, class 0); sets the flat
+    index of its first position and its number of positions."""
+    cdef Py_ssize_t o = k // t.tiles_per_outer
+    cdef Py_ssize_t p0 = (k - o * t.tiles_per_outer) * t.tile
+    first_pos[0] = o * t.n_pos + p0
+    count[0] = t.n_pos - p0 if t.n_pos - p0 < t.tile else t.tile
+    return o * t.outer_stride + p0 * t.ps

@@ -1,0 +1,147 @@
+/*
+ * Compiles simd_impl.h once per (dtype, instruction set) and picks a variant
+ * at run time.  `#pragma GCC target` lets one translation unit hold all the
+ * variants, so the build needs no per-file flags and a wheel built anywhere
+ * runs on any x86-64 CPU.  Other compilers / CPUs get the baseline only.
+ */
+#include <math.h>
+#include <string.h>
+#include <stdlib.h>
+#include "simd.h"
+
+typedef fce_intp npy_intp;
+
+#define FCE_INLINE inline __attribute__((always_inline))
+#define FCE_ALWAYS_INLINE inline __attribute__((always_inline))
+#define FCE_LANES 64          /* independent accumulators in span_sum_exp */
+#define FCE_ROW_BLOCK 2048    /* online log-sum-exp block (8 KB in float) */
+#define FCE_CLASS_CHUNK 256   /* classes summed in T before adding to double */
+#define FCE_ROWWISE_MIN_C 32  /* shorter rows vectorise across rows */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FCE_MULTI_ARCH 1
+#else
+#define FCE_MULTI_ARCH 0
+#endif
+
+/* ---- baseline: whatever the compiler targets by default ---- */
+#define T float
+#define FCE_F64 0
+#define FCE_DT f32
+#define SUF f32_baseline
+#include "simd_impl.h"
+#undef T
+#undef FCE_F64
+#undef FCE_DT
+#undef SUF
+#define T double
+#define FCE_F64 1
+#define FCE_DT f64
+#define SUF f64_baseline
+#include "simd_impl.h"
+#undef T
+#undef FCE_F64
+#undef FCE_DT
+#undef SUF
+
+#if FCE_MULTI_ARCH
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define T float
+#define FCE_F64 0
+#define FCE_DT f32
+#define SUF f32_avx2
+#include "simd_impl.h"
+#undef T
+#undef FCE_F64
+#undef FCE_DT
+#undef SUF
+#define T double
+#define FCE_F64 1
+#define FCE_DT f64
+#define SUF f64_avx2
+#include "simd_impl.h"
+#undef T
+#undef FCE_F64
+#undef FCE_DT
+#undef SUF
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,prefer-vector-width=512")
+#define T float
+#define FCE_F64 0
+#define FCE_DT f32
+#define SUF f32_avx512
+#include "simd_impl.h"
+#undef T
+#undef FCE_F64
+#undef FCE_DT
+#undef SUF
+#define T double
+#define FCE_F64 1
+#define FCE_DT f64
+#define SUF f64_avx512
+#include "simd_impl.h"
+#undef T
+#undef FCE_F64
+#undef FCE_DT
+#undef SUF
+#pragma GCC pop_options
+#endif
+
+const fce_kernels_f32 *fce_f32 = &table_f32_baseline;
+const fce_kernels_f64 *fce_f64 = &table_f64_baseline;
+static const char *fce_current = "baseline";
+
+int fce_cpu_supports(const char *name)
+{
+    if (strcmp(name, "baseline") == 0) return 1;
+#if FCE_MULTI_ARCH
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+               && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#endif
+    return 0;
+}
+
+const char *fce_built_archs(void)
+{
+#if FCE_MULTI_ARCH
+    return "baseline avx2 avx512";
+#else
+    return "baseline";
+#endif
+}
+
+const char *fce_select_arch(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
+        name = fce_cpu_supports("avx512") ? "avx512"
+               : fce_cpu_supports("avx2") ? "avx2" : "baseline";
+    }
+    if (!fce_cpu_supports(name)) return NULL;
+    if (strcmp(name, "baseline") == 0) {
+        fce_f32 = &table_f32_baseline;
+        fce_f64 = &table_f64_baseline;
+        fce_current = "baseline";
+    }
+#if FCE_MULTI_ARCH
+    else if (strcmp(name, "avx2") == 0) {
+        fce_f32 = &table_f32_avx2;
+        fce_f64 = &table_f64_avx2;
+        fce_current = "avx2";
+    } else if (strcmp(name, "avx512") == 0) {
+        fce_f32 = &table_f32_avx512;
+        fce_f64 = &table_f64_avx512;
+        fce_current = "avx512";
+    }
+#endif
+    else return NULL;
+    return fce_current;
+}
+
+const char *fce_arch_name(void) { return fce_current; }

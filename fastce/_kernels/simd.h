@@ -1,0 +1,58 @@
+/*
+ * fastce's SIMD primitives: one table of entry points per dtype, filled at
+ * import with the variant built for the best instruction set this CPU has
+ * (baseline x86-64 / SSE2, AVX2 + FMA, AVX-512), or the one FASTCE_ARCH names.
+ * The implementations live in simd_impl.h; simd.c compiles them per ISA.
+ */
+#ifndef FASTCE_SIMD_H
+#define FASTCE_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef ptrdiff_t fce_intp;
+
+#define FCE_DECLARE_TABLE(T, DT)                                                  \
+    typedef struct {                                                              \
+        void (*tile_lse)(const T *x, fce_intp np_, fce_intp nc, fce_intp ps,     \
+                         fce_intp cs, double *lse);                              \
+        void (*tile_wdot)(const T *x, fce_intp np_, fce_intp nc, fce_intp ps,    \
+                          fce_intp cs, const T *w, double *out);                 \
+        void (*tile_prob)(const T *x, const T *y, fce_intp np_, fce_intp nc,     \
+                          fce_intp ps, fce_intp cs, const T *w, double *wyx,     \
+                          double *wy);                                           \
+        void (*tile_grad)(const T *x, T *g, fce_intp np_, fce_intp nc,           \
+                          fce_intp ps, fce_intp cs, const double *lse,           \
+                          const double *a, const double *beta, const T *w,       \
+                          const T *y, const double *gamma);                      \
+        void (*tile_sub_lse)(const T *x, T *out, fce_intp np_, fce_intp nc,      \
+                             fce_intp ps, fce_intp cs, const double *lse);       \
+        double (*bce_logits)(const T *x, const T *y, fce_intp n, const T *w,     \
+                             fce_intp ws, const T *pw, fce_intp pws,             \
+                             T *loss_out, T *grad, const T *gout, fce_intp gos,  \
+                             T gscale);                                          \
+        double (*bce_prob)(const T *p, const T *y, fce_intp n, const T *w,       \
+                           fce_intp ws, T *loss_out, T *grad, const T *gout,     \
+                           fce_intp gos, T gscale);                              \
+        fce_intp (*first_outside_unit)(const T *v, fce_intp n);                  \
+    } fce_kernels_##DT;
+
+FCE_DECLARE_TABLE(float, f32)
+FCE_DECLARE_TABLE(double, f64)
+
+/* Positions per tile in position-major mode (stack buffers are this long). */
+#define FCE_TILE_MAX 256
+
+/* Pick the variant: name is "auto" / NULL (best supported), "baseline",
+ * "avx2" or "avx512".  Returns the name chosen, or NULL when the named one
+ * is not built or not supported by this CPU (the table is then unchanged). */
+const char *fce_select_arch(const char *name);
+const char *fce_arch_name(void);
+/* Space-separated list of the variants this build holds. */
+const char *fce_built_archs(void);
+int fce_cpu_supports(const char *name);
+
+extern const fce_kernels_f32 *fce_f32;
+extern const fce_kernels_f64 *fce_f64;
+
+#endif

@@ -1,0 +1,566 @@
+/*
+ * Vectorised building blocks of fastce's kernels, written once and compiled
+ * once per (dtype, instruction set).  simd.c includes this file with
+ *   T          float or double
+ *   FCE_F64    1 when T is double
+ *   SUF        a name suffix such as f32_avx2
+ * defined, inside a `#pragma GCC target` region for the instruction set.
+ *
+ * Why C and not Cython: gcc only vectorises a reduction or a loop holding a
+ * polynomial exp when told that lanes are independent (`#pragma omp simd`),
+ * which Cython cannot emit.  Everything here is a loop over a contiguous or
+ * uniformly strided span; the Cython kernels own the row/tile structure,
+ * targets, weights and threads.
+ *
+ * A "tile" is n_pos positions (rows, or spatial positions of an (N, C, d...)
+ * input) by n_cls classes; element (p, c) lives at x[p * ps + c * cs].  Rows
+ * of a 2-D input have cs == 1; K-dim inputs have ps == 1 and cs = d1*...*dK.
+ * Long contiguous rows are processed along the classes, everything else
+ * along the positions, so the inner loop is always a SIMD loop.
+ */
+
+#define FCE_CAT_(a, b) a##_##b
+#define FCE_CAT(a, b) FCE_CAT_(a, b)
+#define FN(name) FCE_CAT(name, SUF)
+
+#if FCE_F64
+#define FCE_BITS_T uint64_t
+#else
+#define FCE_BITS_T uint32_t
+#endif
+
+/* ---------------------------------------------------------------- exp --- */
+
+/* exp(x) for x <= 88 (float) / 709 (double); callers pass x - max <= 0.
+ * Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, then a polynomial
+ * (Cephes minimax degree 5 for float, Taylor degree 13 for double) scaled by
+ * 2^n built in the exponent bits.  n is rounded with the 1.5 * 2^mantissa
+ * trick, which needs no float->int conversion and so vectorises on every ISA.
+ * Error: <= 2 ulp (float), <= 2 ulp (double) on [-87.3, 88] / [-708, 709];
+ * x below that gives 0 (not a denormal), -inf gives 0, NaN gives NaN. */
+static FCE_INLINE T FN(exp)(T x)
+{
+#if FCE_F64
+    const double lo = -708.3964185322641, hi = 709.0;
+    const double magic = 6755399441055744.0;          /* 1.5 * 2^52 */
+    double xc = x < lo ? lo : x;                      /* NaN passes through */
+    xc = xc > hi ? hi : xc;
+    double t = xc * 1.4426950408889634 + magic;
+    double n = t - magic;
+    double r = xc - n * 6.93145751953125E-1;
+    r = r - n * 1.42860682030941723212E-6;
+    double p = 1.6059043836821613e-10;                /* 1/13! */
+    p = p * r + 2.08767569878681e-09;                 /* 1/12! */
+    p = p * r + 2.505210838544172e-08;
+    p = p * r + 2.755731922398589e-07;
+    p = p * r + 2.7557319223985893e-06;
+    p = p * r + 2.48015873015873e-05;
+    p = p * r + 0.0001984126984126984;
+    p = p * r + 0.001388888888888889;
+    p = p * r + 0.008333333333333333;
+    p = p * r + 0.041666666666666664;
+    p = p * r + 0.16666666666666666;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    uint64_t sb = (tb + 1023u) << 52;
+    double scale;
+    memcpy(&scale, &sb, sizeof scale);
+    double y = p * scale;
+    y = x < lo ? 0.0 : y;
+    y = x > 709.782712893384 ? (double)INFINITY : y;
+    return y;
+#else
+    const float lo = -87.33654475f, hi = 88.0f;
+    const float magic = 12582912.0f;                  /* 1.5 * 2^23 */
+    float xc = x < lo ? lo : x;
+    xc = xc > hi ? hi : xc;
+    float t = xc * 1.44269504088896341f + magic;
+    float n = t - magic;
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float r2 = r * r;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r2 + r + 1.0f;
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    uint32_t sb = (tb + 127u) << 23;
+    float scale;
+    memcpy(&scale, &sb, sizeof scale);
+    float y = p * scale;
+    y = x < lo ? 0.0f : y;
+    y = x > 88.72283905f ? (float)INFINITY : y;
+    return y;
+#endif
+}
+
+/* log(1 + u) for u in [0, 1] (u = exp(-|x|) in the binary losses).
+ * w = 1 + u is split as 2^k f with f in [sqrt(1/2), sqrt(2)); log f is the
+ * atanh series in s = (f-1)/(f+1), |s| <= 0.172; the rounding error of w is
+ * added back to first order, so tiny u gives u.  Error <= 2 ulp. */
+static FCE_INLINE T FN(log1p_unit)(T u)
+{
+    T w = (T)1 + u;
+    T c = (u - (w - (T)1)) / w;
+    int big = w > (T)1.4142135623730951;
+    T f = big ? w * (T)0.5 : w;
+    T k = big ? (T)1 : (T)0;
+    T s = (f - (T)1) / (f + (T)1);
+    T s2 = s * s;
+#if FCE_F64
+    T q = 1.0 / 21;
+    q = q * s2 + 1.0 / 19;
+    q = q * s2 + 1.0 / 17;
+    q = q * s2 + 1.0 / 15;
+    q = q * s2 + 1.0 / 13;
+    q = q * s2 + 1.0 / 11;
+    q = q * s2 + 1.0 / 9;
+    q = q * s2 + 1.0 / 7;
+    q = q * s2 + 1.0 / 5;
+    q = q * s2 + 1.0 / 3;
+    q = q * s2 + 1.0;
+    return k * 0.6931471805599453 + ((T)2 * s * q + c);
+#else
+    T q = 1.0f / 9;
+    q = q * s2 + 1.0f / 7;
+    q = q * s2 + 1.0f / 5;
+    q = q * s2 + 1.0f / 3;
+    q = q * s2 + 1.0f;
+    return k * 0.693147180559945f + ((T)2 * s * q + c);
+#endif
+}
+
+/* log(v) in double for v = 0, a normal positive number, +inf or NaN (the
+ * sums of exponentials whose log gives a log-sum-exp).  Same atanh series,
+ * exponent read from the bits.  Error <= 1 ulp. */
+static FCE_INLINE double FN(log_sum)(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    uint64_t eb = (b >> 52) & 0x7FFu;
+    uint64_t mb = (b & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    uint64_t kb = 0x4330000000000000ull | eb;
+    double m, kd;
+    memcpy(&m, &mb, sizeof m);
+    memcpy(&kd, &kb, sizeof kd);
+    kd = kd - 4503599627370496.0 - 1023.0;
+    int big = m > 1.4142135623730951;
+    m = big ? m * 0.5 : m;
+    kd = big ? kd + 1.0 : kd;
+    double s = (m - 1.0) / (m + 1.0);
+    double s2 = s * s;
+    double q = 1.0 / 21;
+    q = q * s2 + 1.0 / 19;
+    q = q * s2 + 1.0 / 17;
+    q = q * s2 + 1.0 / 15;
+    q = q * s2 + 1.0 / 13;
+    q = q * s2 + 1.0 / 11;
+    q = q * s2 + 1.0 / 9;
+    q = q * s2 + 1.0 / 7;
+    q = q * s2 + 1.0 / 5;
+    q = q * s2 + 1.0 / 3;
+    q = q * s2 + 1.0;
+    double r = kd * 6.93147180369123816490e-01
+               + (2.0 * s * q + kd * 1.90821492927058770002e-10);
+    r = v == 0.0 ? -(double)INFINITY : r;
+    r = v == (double)INFINITY ? v : r;
+    r = v != v ? v : r;
+    r = v < 0.0 ? (double)NAN : r;
+    return r;
+}
+
+/* --------------------------------------------------- log-sum-exp ------- */
+
+/* Sum of exp(x[i] - shift) over a contiguous span, in FCE_LANES independent
+ * accumulators so the adds do not serialise behind each other. */
+static FCE_INLINE double FN(span_sum_exp)(const T *x, npy_intp n, T shift)
+{
+    T acc[FCE_LANES];
+    for (int j = 0; j < FCE_LANES; j++) acc[j] = 0;
+    npy_intp i = 0;
+    for (; i + FCE_LANES <= n; i += FCE_LANES) {
+#pragma omp simd
+        for (int j = 0; j < FCE_LANES; j++) acc[j] += FN(exp)(x[i + j] - shift);
+    }
+    T tail = 0;
+#pragma omp simd reduction(+ : tail)
+    for (npy_intp k = i; k < n; k++) tail += FN(exp)(x[k] - shift);
+    double s = (double)tail;
+    for (int j = 0; j < FCE_LANES; j++) s += (double)acc[j];
+    return s;
+}
+
+static FCE_INLINE T FN(span_max)(const T *x, npy_intp n)
+{
+    T m = -(T)INFINITY;
+#pragma omp simd reduction(max : m)
+    for (npy_intp i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* The shift used for a max m: m itself when finite, else 0 (all -inf gives
+ * exp(-inf) = 0 and a log-sum-exp of -inf; +inf gives +inf). */
+#define FCE_SHIFT(m) (((m) - (m)) == 0 ? (m) : 0)
+
+/* log-sum-exp of one contiguous row, read once from memory: blocks of
+ * FCE_ROW_BLOCK elements (L1-resident) get their max, the running sum is
+ * rescaled when the max grows, then the block's exponentials are summed. */
+static FCE_INLINE double FN(row_lse)(const T *x, npy_intp n)
+{
+    double m_run = -(double)INFINITY, s_run = 0.0;
+    for (npy_intp b = 0; b < n; b += FCE_ROW_BLOCK) {
+        npy_intp len = n - b < FCE_ROW_BLOCK ? n - b : FCE_ROW_BLOCK;
+        double bm = (double)FN(span_max)(x + b, len);
+        if (bm > m_run) {
+            s_run *= exp(FCE_SHIFT(m_run) - FCE_SHIFT(bm));
+            m_run = bm;
+        }
+        s_run += FN(span_sum_exp)(x + b, len, (T)FCE_SHIFT(m_run));
+    }
+    return FCE_SHIFT(m_run) + log(s_run);
+}
+
+/* Position-major log-sum-exp: lanes are positions, the loop runs over
+ * classes.  ps is a compile-time 1 for K-dim inputs (contiguous loads) and
+ * the row length for short rows (gathers). */
+static FCE_ALWAYS_INLINE void FN(tile_lse_pm)(const T *x, npy_intp np_, npy_intp nc,
+                                              npy_intp ps, npy_intp cs, double *lse)
+{
+    T m[FCE_TILE_MAX], shift[FCE_TILE_MAX], s[FCE_TILE_MAX];
+    double sd[FCE_TILE_MAX];
+    for (npy_intp p = 0; p < np_; p++) { m[p] = -(T)INFINITY; sd[p] = 0.0; }
+    for (npy_intp c = 0; c < nc; c++) {
+        const T *xc = x + c * cs;
+#pragma omp simd
+        for (npy_intp p = 0; p < np_; p++) {
+            T v = xc[p * ps];
+            m[p] = v > m[p] ? v : m[p];
+        }
+    }
+#pragma omp simd
+    for (npy_intp p = 0; p < np_; p++) shift[p] = FCE_SHIFT(m[p]);
+    for (npy_intp cb = 0; cb < nc; cb += FCE_CLASS_CHUNK) {
+        npy_intp ce = nc - cb < FCE_CLASS_CHUNK ? nc : cb + FCE_CLASS_CHUNK;
+        for (npy_intp p = 0; p < np_; p++) s[p] = 0;
+        for (npy_intp c = cb; c < ce; c++) {
+            const T *xc = x + c * cs;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) s[p] += FN(exp)(xc[p * ps] - shift[p]);
+        }
+        for (npy_intp p = 0; p < np_; p++) sd[p] += (double)s[p];
+    }
+#pragma omp simd
+    for (npy_intp p = 0; p < np_; p++) lse[p] = (double)shift[p] + FN(log_sum)(sd[p]);
+}
+
+#define FCE_ROWWISE(nc, cs) ((cs) == 1 && (nc) >= FCE_ROWWISE_MIN_C)
+
+/* lse[p] = log(sum_c exp(x[p, c])) for a tile of at most FCE_TILE_MAX
+ * positions (any count when rows are processed row-wise). */
+static void FN(tile_lse)(const T *x, npy_intp np_, npy_intp nc, npy_intp ps,
+                         npy_intp cs, double *lse)
+{
+    if (FCE_ROWWISE(nc, cs)) {
+        for (npy_intp p = 0; p < np_; p++) lse[p] = FN(row_lse)(x + p * ps, nc);
+    } else if (ps == 1) {
+        FN(tile_lse_pm)(x, np_, nc, 1, cs, lse);
+    } else {
+        FN(tile_lse_pm)(x, np_, nc, ps, cs, lse);
+    }
+}
+
+/* ------------------------------------------------------ class sums ----- */
+
+/* out[p] = sum_c w[c] x[p, c] (w == NULL: weights 1), accumulated in
+ * double: with logits of 1e4 a float sum would lose the smoothing term. */
+static FCE_ALWAYS_INLINE void FN(tile_wdot_impl)(const T *x, npy_intp np_, npy_intp nc,
+                                                 npy_intp ps, npy_intp cs, const T *w,
+                                                 const int has_w, double *out)
+{
+    if (FCE_ROWWISE(nc, cs)) {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *xr = x + p * ps;
+            double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+            for (npy_intp c = 0; c < nc; c++)
+                acc += (has_w ? (double)w[c] : 1.0) * (double)xr[c];
+            out[p] = acc;
+        }
+    } else {
+        for (npy_intp p = 0; p < np_; p++) out[p] = 0.0;
+        for (npy_intp c = 0; c < nc; c++) {
+            const T *xc = x + c * cs;
+            double wc = has_w ? (double)w[c] : 1.0;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) out[p] += wc * (double)xc[p * ps];
+        }
+    }
+}
+
+static void FN(tile_wdot)(const T *x, npy_intp np_, npy_intp nc, npy_intp ps,
+                          npy_intp cs, const T *w, double *out)
+{
+    if (w) FN(tile_wdot_impl)(x, np_, nc, ps, cs, w, 1, out);
+    else FN(tile_wdot_impl)(x, np_, nc, ps, cs, w, 0, out);
+}
+
+/* Probability targets: wyx[p] = sum_c w y x, wy[p] = sum_c w y.  A term
+ * with y == 0 is 0 even where x = -inf (a masked class holds no mass). */
+static FCE_ALWAYS_INLINE void FN(tile_prob_impl)(const T *x, const T *y, npy_intp np_,
+                                                 npy_intp nc, npy_intp ps, npy_intp cs,
+                                                 const T *w, const int has_w,
+                                                 double *wyx, double *wy)
+{
+    if (FCE_ROWWISE(nc, cs)) {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *xr = x + p * ps, *yr = y + p * ps;
+            double a = 0.0, b = 0.0;
+#pragma omp simd reduction(+ : a, b)
+            for (npy_intp c = 0; c < nc; c++) {
+                double wy_c = (has_w ? (double)w[c] : 1.0) * (double)yr[c];
+                a += wy_c == 0.0 ? 0.0 : wy_c * (double)xr[c];
+                b += wy_c;
+            }
+            wyx[p] = a;
+            wy[p] = b;
+        }
+    } else {
+        for (npy_intp p = 0; p < np_; p++) { wyx[p] = 0.0; wy[p] = 0.0; }
+        for (npy_intp c = 0; c < nc; c++) {
+            const T *xc = x + c * cs, *yc = y + c * cs;
+            double wc = has_w ? (double)w[c] : 1.0;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) {
+                double wy_c = wc * (double)yc[p * ps];
+                wyx[p] += wy_c == 0.0 ? 0.0 : wy_c * (double)xc[p * ps];
+                wy[p] += wy_c;
+            }
+        }
+    }
+}
+
+static void FN(tile_prob)(const T *x, const T *y, npy_intp np_, npy_intp nc, npy_intp ps,
+                          npy_intp cs, const T *w, double *wyx, double *wy)
+{
+    if (w) FN(tile_prob_impl)(x, y, np_, nc, ps, cs, w, 1, wyx, wy);
+    else FN(tile_prob_impl)(x, y, np_, nc, ps, cs, w, 0, wyx, wy);
+}
+
+/* ------------------------------------------------------- gradients ----- */
+
+/* g[p, c] = a[p] * exp(x[p, c] - lse[p]) - w[c] * (beta[p] + gamma[p] * y[p, c])
+ * which is scale * (softmax - target distribution) for every cross-entropy
+ * variant (see _cross_entropy.pyx); beta == NULL drops the w term, y == NULL
+ * the gamma term.  g may be x itself: each element is read before it is
+ * written and lanes are independent. */
+static FCE_ALWAYS_INLINE void FN(tile_grad_impl)(
+    const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp ps, npy_intp cs,
+    const double *lse, const double *a, const double *beta, const T *w,
+    const T *y, const double *gamma, const int has_beta, const int has_w,
+    const int has_y)
+{
+    if (FCE_ROWWISE(nc, cs)) {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *xr = x + p * ps;
+            const T *yr = has_y ? y + p * ps : x;
+            T *gr = g + p * ps;
+            T lp = (T)lse[p], ap = (T)a[p];
+            T bp = has_beta ? (T)beta[p] : 0, gp = has_y ? (T)gamma[p] : 0;
+#pragma omp simd
+            for (npy_intp c = 0; c < nc; c++) {
+                T v = ap * FN(exp)(xr[c] - lp);
+                if (has_beta) {
+                    T t = has_y ? bp + gp * yr[c] : bp;
+                    v -= has_w ? w[c] * t : t;
+                }
+                gr[c] = v;
+            }
+        }
+    } else {
+        T lp[FCE_TILE_MAX], ap[FCE_TILE_MAX], bp[FCE_TILE_MAX], gp[FCE_TILE_MAX];
+        for (npy_intp p = 0; p < np_; p++) {
+            lp[p] = (T)lse[p];
+            ap[p] = (T)a[p];
+            bp[p] = has_beta ? (T)beta[p] : 0;
+            gp[p] = has_y ? (T)gamma[p] : 0;
+        }
+        for (npy_intp c = 0; c < nc; c++) {
+            const T *xc = x + c * cs;
+            const T *yc = has_y ? y + c * cs : x;
+            T *gc = g + c * cs;
+            T wc = has_w ? w[c] : (T)1;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) {
+                T v = ap[p] * FN(exp)(xc[p * ps] - lp[p]);
+                if (has_beta) {
+                    T t = has_y ? bp[p] + gp[p] * yc[p * ps] : bp[p];
+                    v -= has_w ? wc * t : t;
+                }
+                gc[p * ps] = v;
+            }
+        }
+    }
+}
+
+static void FN(tile_grad)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp ps,
+                          npy_intp cs, const double *lse, const double *a,
+                          const double *beta, const T *w, const T *y,
+                          const double *gamma)
+{
+    /* one specialisation per combination the kernels use */
+    if (!beta)
+        FN(tile_grad_impl)(x, g, np_, nc, ps, cs, lse, a, beta, w, y, gamma, 0, 0, 0);
+    else if (!y && !w)
+        FN(tile_grad_impl)(x, g, np_, nc, ps, cs, lse, a, beta, w, y, gamma, 1, 0, 0);
+    else if (!y)
+        FN(tile_grad_impl)(x, g, np_, nc, ps, cs, lse, a, beta, w, y, gamma, 1, 1, 0);
+    else if (!w)
+        FN(tile_grad_impl)(x, g, np_, nc, ps, cs, lse, a, beta, w, y, gamma, 1, 0, 1);
+    else
+        FN(tile_grad_impl)(x, g, np_, nc, ps, cs, lse, a, beta, w, y, gamma, 1, 1, 1);
+}
+
+/* out[p, c] = x[p, c] - lse[p] (log_softmax); out has x's layout. */
+static void FN(tile_sub_lse)(const T *x, T *out, npy_intp np_, npy_intp nc, npy_intp ps,
+                             npy_intp cs, const double *lse)
+{
+    if (FCE_ROWWISE(nc, cs)) {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *xr = x + p * ps;
+            T *orow = out + p * ps;
+            T lp = (T)lse[p];
+#pragma omp simd
+            for (npy_intp c = 0; c < nc; c++) orow[c] = xr[c] - lp;
+        }
+    } else {
+        for (npy_intp c = 0; c < nc; c++) {
+            const T *xc = x + c * cs;
+            T *oc = out + c * cs;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) oc[p * ps] = xc[p * ps] - (T)lse[p];
+        }
+    }
+}
+
+/* ---------------------------------------------------- binary losses ---- */
+
+/* Binary cross-entropy on logits over a span, as
+ *   l = w * [(1 - y) softplus(x) + pw y softplus(-x)]
+ * which equals PyTorch's (1-y) x + (1 + (pw-1) y) softplus(-x) for finite x
+ * and, because a zero coefficient drops its term, gives the limits at
+ * x = +-inf (0, 0, +inf) where the other form gives inf - inf.
+ * The gradient is w * g * [(1 - y) sigmoid(x) - pw y sigmoid(-x)].
+ * Weight / pos_weight / grad_output are read with a step (0: broadcast). */
+static FCE_ALWAYS_INLINE double FN(bce_logits_impl)(
+    const T *x, const T *y, npy_intp n, const T *w, npy_intp ws, const T *pw,
+    npy_intp pws, T *loss_out, T *grad, const T *gout, npy_intp gos, T gscale,
+    const int has_w, const int has_pw, const int want_loss, const int want_grad)
+{
+    double total = 0.0;
+#pragma omp simd reduction(+ : total)
+    for (npy_intp i = 0; i < n; i++) {
+        T xi = x[i], yi = y[i];
+        T wi = has_w ? w[i * ws] : (T)1;
+        T pwi = has_pw ? pw[i * pws] : (T)1;
+        T ax = xi < 0 ? -xi : xi;
+        T e = FN(exp)(-ax);
+        T l1p = FN(log1p_unit)(e);
+        T sp_pos = (xi > 0 ? xi : (T)0) + l1p;
+        T sp_neg = (xi < 0 ? -xi : (T)0) + l1p;
+        T c_neg = (T)1 - yi;
+        T c_pos = pwi * yi;
+        T l = (c_neg == 0 ? (T)0 : c_neg * sp_pos) + (c_pos == 0 ? (T)0 : c_pos * sp_neg);
+        l = has_w ? wi * l : l;
+        if (want_loss) loss_out[i] = l;
+        total += (double)l;
+        if (want_grad) {
+            T inv = (T)1 / ((T)1 + e);
+            T sig_x = xi >= 0 ? inv : e * inv;
+            T sig_negx = xi >= 0 ? e * inv : inv;
+            T d = c_neg * sig_x - c_pos * sig_negx;
+            T s = gscale * gout[i * gos];
+            grad[i] = has_w ? s * wi * d : s * d;
+        }
+    }
+    return total;
+}
+
+#define FCE_BCE_CALL(hw, hp, wl, wg) \
+    FN(bce_logits_impl)(x, y, n, w, ws, pw, pws, loss_out, grad, gout, gos, gscale, hw, hp, wl, wg)
+#define FCE_BCE_BY_WEIGHTS(wl, wg)                         \
+    (w ? (pw ? FCE_BCE_CALL(1, 1, wl, wg) : FCE_BCE_CALL(1, 0, wl, wg)) \
+       : (pw ? FCE_BCE_CALL(0, 1, wl, wg) : FCE_BCE_CALL(0, 0, wl, wg)))
+
+static double FN(bce_logits)(const T *x, const T *y, npy_intp n, const T *w, npy_intp ws,
+                             const T *pw, npy_intp pws, T *loss_out, T *grad,
+                             const T *gout, npy_intp gos, T gscale)
+{
+    if (grad)
+        return loss_out ? FCE_BCE_BY_WEIGHTS(1, 1) : FCE_BCE_BY_WEIGHTS(0, 1);
+    return loss_out ? FCE_BCE_BY_WEIGHTS(1, 0) : FCE_BCE_BY_WEIGHTS(0, 0);
+}
+#undef FCE_BCE_BY_WEIGHTS
+#undef FCE_BCE_CALL
+
+/* Binary cross-entropy on probabilities, as PyTorch computes it:
+ *   l = -w [y max(log p, -100) + (1 - y) max(log(1 - p), -100)]
+ *   dl/dp = w g (p - y) / max((1 - p) p, 1e-12)
+ * The inputs were checked to lie in [0, 1] before this runs. */
+static double FN(bce_prob)(const T *p, const T *y, npy_intp n, const T *w, npy_intp ws,
+                           T *loss_out, T *grad, const T *gout, npy_intp gos, T gscale)
+{
+    double total = 0.0;
+    for (npy_intp i = 0; i < n; i++) {
+        T pi = p[i], yi = y[i];
+        T wi = w ? w[i * ws] : (T)1;
+#if FCE_F64
+        T lp = log(pi), lq = log(1.0 - pi);
+#else
+        T lp = logf(pi), lq = logf(1.0f - pi);
+#endif
+        lp = lp < (T)-100 ? (T)-100 : lp;
+        lq = lq < (T)-100 ? (T)-100 : lq;
+        T l = (yi - (T)1) * lq - yi * lp;
+        l = w ? wi * l : l;
+        if (loss_out) loss_out[i] = l;
+        total += (double)l;
+        if (grad) {
+            T den = ((T)1 - pi) * pi;
+            den = den < (T)1e-12 ? (T)1e-12 : den;
+            T d = gscale * gout[i * gos] * (pi - yi) / den;
+            grad[i] = w ? wi * d : d;
+        }
+    }
+    return total;
+}
+
+/* Index of the first value outside [0, 1] (NaN included), or -1. */
+static npy_intp FN(first_outside_unit)(const T *v, npy_intp n)
+{
+    for (npy_intp b = 0; b < n; b += 4096) {
+        npy_intp e = n - b < 4096 ? n : b + 4096;
+        int bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (npy_intp i = b; i < e; i++) bad |= !(v[i] >= 0 && v[i] <= 1);
+        if (bad)
+            for (npy_intp i = b; i < e; i++)
+                if (!(v[i] >= 0 && v[i] <= 1)) return i;
+    }
+    return -1;
+}
+
+/* The table of this (dtype, ISA) pair's entry points. */
+static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
+    FN(tile_lse), FN(tile_wdot), FN(tile_prob), FN(tile_grad), FN(tile_sub_lse),
+    FN(bce_logits), FN(bce_prob), FN(first_outside_unit),
+};
+
+#undef FN
+#undef FCE_BITS_T
