@@ -82,7 +82,7 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
                              reduction) if want_grad else 1.0
 
     n_threads = resolve_threads(n_threads, layout.data.size,
-                                _cross_entropy.n_tiles(layout.outer, layout.n_cls,
+                                _cross_entropy.n_units(layout.outer, layout.n_cls,
                                                        layout.inner))
     shape3 = (layout.outer, layout.n_cls, layout.inner)
     per_element = (np.empty(layout.n_positions, dtype=kdt)
@@ -463,7 +463,7 @@ def _softmax_family(what, input, axis, dim, n_threads):
     layout = v.class_layout(x, ax)
     shape3 = (layout.outer, layout.n_cls, layout.inner)
     n_threads = resolve_threads(n_threads, layout.data.size,
-                                _cross_entropy.n_tiles(*shape3))
+                                _cross_entropy.n_units(*shape3))
     if what == "logsumexp":
         out = np.empty(layout.n_positions, dtype=layout.data.dtype)
     else:

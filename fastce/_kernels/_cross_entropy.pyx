@@ -2,23 +2,27 @@
 # cython: initializedcheck=False
 """Softmax cross-entropy kernels: class-index targets, probability targets, NLL.
 
-One tile function per concept.  A tile (see _tiles.pxd) is visited once: the
-SIMD primitives give each position's log-sum-exp and the class sums its loss
-needs, the per-position losses are formed, and when a gradient is wanted it
-is written over the same tile while it is still in cache.  Every variant's
-gradient has the form
+Each group of positions (a tile, see _tiles.pxd) goes through three steps:
 
-    g[p, c] = a_p * softmax[p, c] - w_c * (beta_p + gamma_p * y[p, c])
+1. statistics -- the SIMD primitives of simd.h give each position's
+   log-sum-exp and the class sums its loss needs, reading the tile once;
+2. finish -- per position: the loss, and the gradient coefficients;
+3. write (loss + gradient only) -- over the same tile, still in cache:
 
-(minus a_target at the target entry for index targets), so one SIMD writer
-serves them all; a_p, beta_p, gamma_p carry the upstream gradient and the
-reduction's 1/denominator.  Per-tile loss and weight sums go to arrays that
-are added in tile order: the same bits for any thread count.
+       g[p, c] = a_p * softmax[p, c] - w_c * (beta_p + gamma_p * y[p, c])
 
-Targets are checked inside the tile before they index anything; a bad one is
-recorded (first flat position) and skipped, never read out of bounds.  The
-gradient path validates all targets first (`check_targets`) because it may
-write over the input.
+   then a_target is subtracted at the target entry of index targets and
+   ignored positions are zeroed.  a, beta, gamma carry the upstream gradient
+   and the reduction's 1/denominator, so one SIMD writer serves every variant.
+
+A few huge rows instead take the split path: step 1 runs on fixed class
+chunks in parallel, the chunk statistics are combined per row in chunk
+order, step 3 runs on the chunks in parallel.  Per-tile loss and weight sums
+are added in tile order, so results are the same bits for any thread count.
+
+Targets are range-checked in step 2 before they index anything; a bad one is
+recorded (first flat position) and skipped.  The gradient path validates all
+targets first (mode "check") because it may write over the input.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t
@@ -27,7 +31,9 @@ cimport numpy as cnp
 import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64
-from fastce._kernels._tiles cimport Tiling, make_tiling, tile_start
+from fastce._kernels._tiles cimport (
+    Split, Tiling, chunk_start, combine_lse, make_split, make_tiling, parallel_units,
+    tile_start, use_split, SPLIT_MAX_ROWS)
 
 cnp.import_array()
 
@@ -41,16 +47,20 @@ ctypedef fused index_t:
 
 cdef enum:
     TILE_MAX = 256
+    CROSS_ENTROPY = 0
+    NLL = 1
+    CHECK = 2
 
 
 cdef struct Problem:
+    Py_ssize_t n_cls
     const void *weight        # (C,) class weights or NULL
     double weight_total       # sum of the class weights (C without weight)
     long long ignore_index
     double eps                # label smoothing
-    const void *soft_target   # probability targets, x's layout
-    void *loss_out            # per-position loss (reduction="none") or NULL
-    void *grad                # gradient in x's layout, or NULL
+    const void *soft_target   # probability targets in x's layout, or NULL
+    void *loss_out            # OUT per-position loss (reduction="none") or NULL
+    void *grad                # OUT gradient in x's layout (may be x), or NULL
     const double *gout        # per-position upstream gradient, or NULL
     double gscale             # scalar factor of the gradient
     double *tile_loss         # OUT per tile: sum of losses
@@ -58,46 +68,141 @@ cdef struct Problem:
     Py_ssize_t *tile_bad      # OUT per tile: first invalid position or -1
 
 
-cdef inline void _lse(const floating *x, Py_ssize_t n, const Tiling *tl,
-                      double *lse) noexcept nogil:
+# --------------------------------------------------------- SIMD wrappers --
+
+cdef inline void _lse(const floating *x, Py_ssize_t n, Py_ssize_t nc, Py_ssize_t ps,
+                      Py_ssize_t cs, double *lse) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_lse(x, n, tl.n_cls, tl.ps, tl.cs, lse)
+        kernels_f32().tile_lse(x, n, nc, ps, cs, lse)
     else:
-        kernels_f64().tile_lse(x, n, tl.n_cls, tl.ps, tl.cs, lse)
+        kernels_f64().tile_lse(x, n, nc, ps, cs, lse)
 
 
-cdef inline void _wdot(const floating *x, Py_ssize_t n, const Tiling *tl,
-                       const floating *w, double *out) noexcept nogil:
+cdef inline void _wdot(const floating *x, Py_ssize_t n, Py_ssize_t nc, Py_ssize_t ps,
+                       Py_ssize_t cs, const floating *w, double *out) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_wdot(x, n, tl.n_cls, tl.ps, tl.cs, w, out)
+        kernels_f32().tile_wdot(x, n, nc, ps, cs, w, out)
     else:
-        kernels_f64().tile_wdot(x, n, tl.n_cls, tl.ps, tl.cs, w, out)
+        kernels_f64().tile_wdot(x, n, nc, ps, cs, w, out)
 
 
-cdef inline void _grad(const floating *x, floating *g, Py_ssize_t n, const Tiling *tl,
-                       const double *lse, const double *a, const double *beta,
-                       const floating *w, const floating *y,
+cdef inline void _prob(const floating *x, const floating *y, Py_ssize_t n, Py_ssize_t nc,
+                       Py_ssize_t ps, Py_ssize_t cs, const floating *w, double *wyx,
+                       double *wy) noexcept nogil:
+    if floating is float:
+        kernels_f32().tile_prob(x, y, n, nc, ps, cs, w, wyx, wy)
+    else:
+        kernels_f64().tile_prob(x, y, n, nc, ps, cs, w, wyx, wy)
+
+
+cdef inline void _grad(const floating *x, floating *g, Py_ssize_t n, Py_ssize_t nc,
+                       Py_ssize_t ps, Py_ssize_t cs, const double *lse, const double *a,
+                       const double *beta, const floating *w, const floating *y,
                        const double *gamma) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_grad(x, g, n, tl.n_cls, tl.ps, tl.cs, lse, a, beta, w, y, gamma)
+        kernels_f32().tile_grad(x, g, n, nc, ps, cs, lse, a, beta, w, y, gamma)
     else:
-        kernels_f64().tile_grad(x, g, n, tl.n_cls, tl.ps, tl.cs, lse, a, beta, w, y, gamma)
+        kernels_f64().tile_grad(x, g, n, nc, ps, cs, lse, a, beta, w, y, gamma)
 
 
-cdef inline void _zero_position(floating *g, Py_ssize_t p, const Tiling *tl) noexcept nogil:
-    cdef Py_ssize_t c
-    if tl.cs == 1:
-        memset(g + p * tl.ps, 0, tl.n_cls * sizeof(floating))
-    else:
-        for c in range(tl.n_cls):
-            g[p * tl.ps + c * tl.cs] = 0
+cdef inline bint _ignored(long long t, const Problem *pb) noexcept nogil:
+    return t == pb.ignore_index or t < 0 or t >= pb.n_cls
 
 
-cdef inline bint _is_class(long long t, Py_ssize_t n_cls) noexcept nogil:
-    return 0 <= t < n_cls
+cdef inline double _upstream(const Problem *pb, Py_ssize_t pos) noexcept nogil:
+    return pb.gscale * (pb.gout[pos] if pb.gout != NULL else 1.0)
 
 
-# ----------------------------------------------------------- index targets --
+# ------------------------------------------------- step 2: per position --
+
+cdef void _finish_index(const floating *x, Py_ssize_t ps, Py_ssize_t cs,
+                        const index_t *target, Py_ssize_t first, Py_ssize_t n,
+                        const double *lse, const double *dot, const Problem *pb,
+                        double *a, double *beta, double *sums,
+                        Py_ssize_t *bad) noexcept nogil:
+    """Losses of positions first..first+n (element (p, c) at x[p*ps + c*cs]).
+    sums[0] += losses, sums[1] += target weights; a, beta: gradient
+    coefficients (0 for ignored positions)."""
+    cdef const floating *w = <const floating *> pb.weight
+    cdef floating *loss_out = <floating *> pb.loss_out
+    cdef double keep = 1.0 - pb.eps
+    cdef double smooth = pb.eps / pb.n_cls if pb.n_cls > 0 else 0.0
+    cdef double wt, l, s
+    cdef long long t
+    cdef Py_ssize_t p
+    for p in range(n):
+        t = target[first + p]
+        a[p] = 0.0
+        beta[p] = 0.0
+        if _ignored(t, pb):
+            if t != pb.ignore_index and bad[0] < 0:
+                bad[0] = first + p
+            if loss_out != NULL:
+                loss_out[first + p] = 0
+            continue
+        wt = w[t] if w != NULL else 1.0
+        # -w_t log p_t, plus the smoothing term -(eps/C) sum_c w_c log p_c
+        l = -keep * wt * (x[p * ps + t * cs] - lse[p])
+        if pb.eps > 0:
+            l = l - smooth * (dot[p] - pb.weight_total * lse[p])
+        sums[0] += l
+        sums[1] += wt
+        if loss_out != NULL:
+            loss_out[first + p] = <floating> l
+        if pb.grad != NULL:
+            s = _upstream(pb, first + p)
+            a[p] = s * (keep * wt + smooth * pb.weight_total)
+            beta[p] = s * smooth
+
+
+cdef void _fix_index_grad(floating *g, Py_ssize_t ps, Py_ssize_t cs,
+                          const index_t *target, Py_ssize_t first, Py_ssize_t n,
+                          const Problem *pb) noexcept nogil:
+    """Subtract a_target at each target entry; zero ignored positions
+    exactly, even where their logits are NaN."""
+    cdef const floating *w = <const floating *> pb.weight
+    cdef long long t
+    cdef Py_ssize_t p, c
+    cdef double wt
+    for p in range(n):
+        t = target[first + p]
+        if _ignored(t, pb):
+            if cs == 1:
+                memset(g + p * ps, 0, pb.n_cls * sizeof(floating))
+            else:
+                for c in range(pb.n_cls):
+                    g[p * ps + c * cs] = 0
+            continue
+        wt = w[t] if w != NULL else 1.0
+        g[p * ps + t * cs] = <floating> (
+            g[p * ps + t * cs] - _upstream(pb, first + p) * (1.0 - pb.eps) * wt)
+
+
+cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
+                       const double *lse, const double *dot, const double *wyx,
+                       const double *wy, const Problem *pb, double *a, double *beta,
+                       double *gamma, double *sums) noexcept nogil:
+    """Losses of positions first..first+n; loss_out is pb.loss_out typed."""
+    cdef double keep = 1.0 - pb.eps
+    cdef double smooth = pb.eps / pb.n_cls if pb.n_cls > 0 else 0.0
+    cdef double l, s
+    cdef Py_ssize_t p
+    for p in range(n):
+        # -sum_c w_c y'_c log p_c with y' = (1 - eps) y + eps / C
+        l = -keep * (wyx[p] - lse[p] * wy[p])
+        if pb.eps > 0:
+            l = l - smooth * (dot[p] - pb.weight_total * lse[p])
+        sums[0] += l
+        if loss_out != NULL:
+            loss_out[first + p] = <floating> l
+        if pb.grad != NULL:
+            s = _upstream(pb, first + p)
+            a[p] = s * (keep * wy[p] + smooth * pb.weight_total)
+            beta[p] = s * smooth
+            gamma[p] = s * keep
+
+
+# ------------------------------------------------------------- tiles --
 
 cdef void _index_tile(const floating *x, const index_t *target, const Problem *pb,
                       const Tiling *tl, Py_ssize_t k) noexcept nogil:
@@ -105,68 +210,60 @@ cdef void _index_tile(const floating *x, const index_t *target, const Problem *p
     cdef double dot[TILE_MAX]
     cdef double a[TILE_MAX]
     cdef double beta[TILE_MAX]
-    cdef Py_ssize_t first, n, p
+    cdef double sums[2]
+    cdef Py_ssize_t first, n, bad = -1
     cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
     cdef const floating *xt = x + base
     cdef const floating *w = <const floating *> pb.weight
-    cdef floating *loss_out = <floating *> pb.loss_out
-    cdef floating *grad = <floating *> pb.grad
-    cdef floating *gt
-    cdef Py_ssize_t C = tl.n_cls, ps = tl.ps, cs = tl.cs
-    cdef double keep = 1.0 - pb.eps
-    cdef double smooth = pb.eps / C if C > 0 else 0.0
     cdef bint smoothing = pb.eps > 0
-    cdef double loss_sum = 0.0, weight_sum = 0.0, wt, l, s
-    cdef Py_ssize_t bad = -1
-    cdef long long t
+    sums[0] = 0.0
+    sums[1] = 0.0
 
-    _lse(xt, n, tl, lse)
+    _lse(xt, n, tl.n_cls, tl.ps, tl.cs, lse)
     if smoothing:
-        _wdot(xt, n, tl, w, dot)
-    for p in range(n):
-        t = target[first + p]
-        a[p] = 0.0
-        beta[p] = 0.0
-        if t == pb.ignore_index or not _is_class(t, C):
-            if t != pb.ignore_index and bad < 0:
-                bad = first + p
-            if loss_out != NULL:
-                loss_out[first + p] = 0
-            continue
-        wt = w[t] if w != NULL else 1.0
-        # -w_t log p_t, and the smoothing term -(eps/C) sum_c w_c log p_c
-        l = -keep * wt * (xt[p * ps + t * cs] - lse[p])
-        if smoothing:
-            l = l - smooth * (dot[p] - pb.weight_total * lse[p])
-        loss_sum += l
-        weight_sum += wt
-        if loss_out != NULL:
-            loss_out[first + p] = <floating> l
-        if grad != NULL:
-            s = pb.gscale * (pb.gout[first + p] if pb.gout != NULL else 1.0)
-            a[p] = s * (keep * wt + smooth * pb.weight_total)
-            beta[p] = s * smooth
-    pb.tile_loss[k] = loss_sum
-    pb.tile_weight[k] = weight_sum
+        _wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, dot)
+    _finish_index(xt, tl.ps, tl.cs, target, first, n, lse, dot, pb, a, beta, sums, &bad)
+    pb.tile_loss[k] = sums[0]
+    pb.tile_weight[k] = sums[1]
     pb.tile_bad[k] = bad
-    if grad == NULL:
+    if pb.grad == NULL:
         return
-
-    gt = grad + base
+    cdef floating *gt = (<floating *> pb.grad) + base
     if smoothing:
-        _grad(xt, gt, n, tl, lse, a, beta, w, <const floating *> NULL, NULL)
-    else:
-        _grad(xt, gt, n, tl, lse, a, NULL, <const floating *> NULL,
+        _grad(xt, gt, n, tl.n_cls, tl.ps, tl.cs, lse, a, beta, w,
               <const floating *> NULL, NULL)
-    for p in range(n):
-        t = target[first + p]
-        if t == pb.ignore_index or not _is_class(t, C):
-            # exactly 0, even where the logits are NaN
-            _zero_position(gt, p, tl)
-            continue
-        wt = w[t] if w != NULL else 1.0
-        s = pb.gscale * (pb.gout[first + p] if pb.gout != NULL else 1.0)
-        gt[p * ps + t * cs] = <floating> (gt[p * ps + t * cs] - s * keep * wt)
+    else:
+        _grad(xt, gt, n, tl.n_cls, tl.ps, tl.cs, lse, a, NULL, <const floating *> NULL,
+              <const floating *> NULL, NULL)
+    _fix_index_grad(gt, tl.ps, tl.cs, target, first, n, pb)
+
+
+cdef void _prob_tile(const floating *x, const floating *y, const Problem *pb,
+                     const Tiling *tl, Py_ssize_t k) noexcept nogil:
+    cdef double lse[TILE_MAX]
+    cdef double dot[TILE_MAX]
+    cdef double wyx[TILE_MAX]
+    cdef double wy[TILE_MAX]
+    cdef double a[TILE_MAX]
+    cdef double beta[TILE_MAX]
+    cdef double gamma[TILE_MAX]
+    cdef double sums[2]
+    cdef Py_ssize_t first, n
+    cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
+    cdef const floating *xt = x + base
+    cdef const floating *yt = y + base
+    cdef const floating *w = <const floating *> pb.weight
+    sums[0] = 0.0
+
+    _lse(xt, n, tl.n_cls, tl.ps, tl.cs, lse)
+    _prob(xt, yt, n, tl.n_cls, tl.ps, tl.cs, w, wyx, wy)
+    if pb.eps > 0:
+        _wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, dot)
+    _finish_prob(<floating *> pb.loss_out, first, n, lse, dot, wyx, wy, pb, a, beta, gamma, sums)
+    pb.tile_loss[k] = sums[0]
+    if pb.grad != NULL:
+        _grad(xt, (<floating *> pb.grad) + base, n, tl.n_cls, tl.ps, tl.cs, lse, a, beta,
+              w, yt, gamma)
 
 
 cdef void _nll_tile(const floating *x, const index_t *target, const Problem *pb,
@@ -176,16 +273,15 @@ cdef void _nll_tile(const floating *x, const index_t *target, const Problem *pb,
     cdef const floating *xt = x + base
     cdef const floating *w = <const floating *> pb.weight
     cdef floating *loss_out = <floating *> pb.loss_out
-    cdef floating *grad = <floating *> pb.grad
     cdef floating *gt
-    cdef Py_ssize_t C = tl.n_cls, ps = tl.ps, cs = tl.cs
+    cdef Py_ssize_t ps = tl.ps, cs = tl.cs
     cdef double loss_sum = 0.0, weight_sum = 0.0, wt, l
     cdef Py_ssize_t bad = -1
     cdef long long t
 
     for p in range(n):
         t = target[first + p]
-        if t == pb.ignore_index or not _is_class(t, C):
+        if _ignored(t, pb):
             if t != pb.ignore_index and bad < 0:
                 bad = first + p
             if loss_out != NULL:
@@ -200,29 +296,27 @@ cdef void _nll_tile(const floating *x, const index_t *target, const Problem *pb,
     pb.tile_loss[k] = loss_sum
     pb.tile_weight[k] = weight_sum
     pb.tile_bad[k] = bad
-    if grad == NULL:
+    if pb.grad == NULL:
         return
 
     # the losses above read the logits first, so grad may be x itself
-    gt = grad + base
+    gt = (<floating *> pb.grad) + base
     if cs == 1:
-        memset(gt, 0, n * C * sizeof(floating))
+        memset(gt, 0, n * tl.n_cls * sizeof(floating))
     else:
-        for c in range(C):
+        for c in range(tl.n_cls):
             memset(gt + c * cs, 0, n * sizeof(floating))
     for p in range(n):
         t = target[first + p]
-        if t == pb.ignore_index or not _is_class(t, C):
-            continue
-        wt = w[t] if w != NULL else 1.0
-        gt[p * ps + t * cs] = <floating> (
-            -pb.gscale * (pb.gout[first + p] if pb.gout != NULL else 1.0) * wt)
+        if not _ignored(t, pb):
+            wt = w[t] if w != NULL else 1.0
+            gt[p * ps + t * cs] = <floating> (-_upstream(pb, first + p) * wt)
 
 
-cdef void _targets_tile(const floating *x, const index_t *target, const Problem *pb,
-                        const Tiling *tl, Py_ssize_t k) noexcept nogil:
-    """Validate a tile's targets and sum their weights, in the same order as
-    the loss tiles do (so forward and loss+grad agree to the bit)."""
+cdef void _check_tile(const floating *x, const index_t *target, const Problem *pb,
+                      const Tiling *tl, Py_ssize_t k) noexcept nogil:
+    """Validate a tile's targets and sum their weights, in the order the loss
+    tiles use (so forward and loss + gradient agree to the bit)."""
     cdef const floating *w = <const floating *> pb.weight
     cdef Py_ssize_t first, n, p
     tile_start(tl, k, &first, &n)
@@ -233,7 +327,7 @@ cdef void _targets_tile(const floating *x, const index_t *target, const Problem 
         t = target[first + p]
         if t == pb.ignore_index:
             continue
-        if not _is_class(t, tl.n_cls):
+        if _ignored(t, pb):
             if bad < 0:
                 bad = first + p
             continue
@@ -242,74 +336,140 @@ cdef void _targets_tile(const floating *x, const index_t *target, const Problem 
     pb.tile_bad[k] = bad
 
 
-cdef void _run_index(const floating *x, const index_t *target, const Problem *pb,
+cdef void _run_tiles(const floating *x, const index_t *target, const Problem *pb,
                      const Tiling *tl, int mode, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    if mode == 0:
+    if mode == CROSS_ENTROPY:
         for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
             _index_tile(x, target, pb, tl, k)
-    elif mode == 1:
+    elif mode == NLL:
         for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
             _nll_tile(x, target, pb, tl, k)
     else:
         for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
-            _targets_tile(x, target, pb, tl, k)
+            _check_tile(x, target, pb, tl, k)
 
 
-# ----------------------------------------------------- probability targets --
-
-cdef void _prob_tile(const floating *x, const floating *y, const Problem *pb,
-                     const Tiling *tl, Py_ssize_t k) noexcept nogil:
-    cdef double lse[TILE_MAX]
-    cdef double dot[TILE_MAX]
-    cdef double wyx[TILE_MAX]
-    cdef double wy[TILE_MAX]
-    cdef double a[TILE_MAX]
-    cdef double beta[TILE_MAX]
-    cdef double gamma[TILE_MAX]
-    cdef Py_ssize_t first, n, p
-    cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
-    cdef const floating *xt = x + base
-    cdef const floating *yt = y + base
-    cdef const floating *w = <const floating *> pb.weight
-    cdef floating *loss_out = <floating *> pb.loss_out
-    cdef floating *grad = <floating *> pb.grad
-    cdef Py_ssize_t C = tl.n_cls
-    cdef double keep = 1.0 - pb.eps
-    cdef double smooth = pb.eps / C if C > 0 else 0.0
-    cdef bint smoothing = pb.eps > 0
-    cdef double loss_sum = 0.0, l, s
-
-    _lse(xt, n, tl, lse)
-    if floating is float:
-        kernels_f32().tile_prob(xt, yt, n, C, tl.ps, tl.cs, w, wyx, wy)
-    else:
-        kernels_f64().tile_prob(xt, yt, n, C, tl.ps, tl.cs, w, wyx, wy)
-    if smoothing:
-        _wdot(xt, n, tl, w, dot)
-    for p in range(n):
-        # -sum_c w_c y'_c log p_c with y' = (1 - eps) y + eps / C
-        l = -keep * (wyx[p] - lse[p] * wy[p])
-        if smoothing:
-            l = l - smooth * (dot[p] - pb.weight_total * lse[p])
-        loss_sum += l
-        if loss_out != NULL:
-            loss_out[first + p] = <floating> l
-        if grad != NULL:
-            s = pb.gscale * (pb.gout[first + p] if pb.gout != NULL else 1.0)
-            a[p] = s * (keep * wy[p] + smooth * pb.weight_total)
-            beta[p] = s * smooth
-            gamma[p] = s * keep
-    pb.tile_loss[k] = loss_sum
-    if grad != NULL:
-        _grad(xt, grad + base, n, tl, lse, a, beta, w, yt, gamma)
-
-
-cdef void _run_prob(const floating *x, const floating *y, const Problem *pb,
-                    const Tiling *tl, int n_threads) noexcept nogil:
+cdef void _run_prob_tiles(const floating *x, const floating *y, const Problem *pb,
+                          const Tiling *tl, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
     for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
         _prob_tile(x, y, pb, tl, k)
+
+
+# ------------------------------------------------- split rows (huge C) --
+
+cdef void _chunk_stats(const floating *x, const floating *y, const Problem *pb,
+                       const Split *sp, Py_ssize_t k, double *chunk_lse,
+                       double *chunk_dot, double *chunk_wyx,
+                       double *chunk_wy) noexcept nogil:
+    """Step 1 on class chunk k (its own function: prange bodies must not
+    assign locals through pointers, which Cython would leave shared)."""
+    cdef const floating *w = <const floating *> pb.weight
+    cdef Py_ssize_t r, c0, n
+    cdef Py_ssize_t off = chunk_start(sp, k, &r, &c0, &n)
+    _lse(x + off, 1, n, n, 1, &chunk_lse[k])
+    if pb.eps > 0:
+        _wdot(x + off, 1, n, n, 1, (w + c0) if w != NULL else NULL, &chunk_dot[k])
+    else:
+        chunk_dot[k] = 0.0
+    if y != NULL:
+        _prob(x + off, y + off, 1, n, n, 1, (w + c0) if w != NULL else NULL,
+              &chunk_wyx[k], &chunk_wy[k])
+    else:
+        chunk_wyx[k] = 0.0
+        chunk_wy[k] = 0.0
+
+
+cdef void _split_stats(const floating *x, const floating *y, const Problem *pb,
+                       const Split *sp, double *chunk_lse, double *chunk_dot,
+                       double *chunk_wyx, double *chunk_wy, int n_threads) noexcept nogil:
+    """Step 1 on every class chunk in parallel."""
+    cdef Py_ssize_t k
+    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+        _chunk_stats(x, y, pb, sp, k, chunk_lse, chunk_dot, chunk_wyx, chunk_wy)
+
+
+cdef void _split_combine(const Split *sp, const double *chunk, double *row,
+                         bint is_lse) noexcept nogil:
+    cdef Py_ssize_t r, k
+    cdef double s
+    for r in range(sp.rows):
+        if is_lse:
+            row[r] = combine_lse(chunk + r * sp.chunks_per_row, sp.chunks_per_row)
+        else:
+            s = 0.0
+            for k in range(sp.chunks_per_row):
+                s += chunk[r * sp.chunks_per_row + k]
+            row[r] = s
+
+
+cdef void _chunk_write(const floating *x, const floating *y, const Problem *pb,
+                       const Split *sp, Py_ssize_t k, const double *lse, const double *a,
+                       const double *beta, const double *gamma) noexcept nogil:
+    """Step 3 on class chunk k."""
+    cdef const floating *w = <const floating *> pb.weight
+    cdef floating *g = <floating *> pb.grad
+    cdef Py_ssize_t r, c0, n
+    cdef Py_ssize_t off = chunk_start(sp, k, &r, &c0, &n)
+    cdef const floating *wc = (w + c0) if w != NULL else NULL
+    if y != NULL:
+        _grad(x + off, g + off, 1, n, n, 1, &lse[r], &a[r], &beta[r], wc, y + off,
+              &gamma[r])
+    elif pb.eps > 0:
+        _grad(x + off, g + off, 1, n, n, 1, &lse[r], &a[r], &beta[r], wc,
+              <const floating *> NULL, NULL)
+    else:
+        _grad(x + off, g + off, 1, n, n, 1, &lse[r], &a[r], NULL,
+              <const floating *> NULL, <const floating *> NULL, NULL)
+
+
+cdef void _split_write(const floating *x, const floating *y, const Problem *pb,
+                       const Split *sp, const double *lse, const double *a,
+                       const double *beta, const double *gamma,
+                       int n_threads) noexcept nogil:
+    """Step 3 on every class chunk in parallel."""
+    cdef Py_ssize_t k
+    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+        _chunk_write(x, y, pb, sp, k, lse, a, beta, gamma)
+
+
+cdef void _run_split(const floating *x, const index_t *target, const floating *y,
+                     const Problem *pb, const Split *sp, double *scratch,
+                     int n_threads) noexcept nogil:
+    """Index targets (y == NULL) or probability targets over a few huge rows.
+    scratch: 4 * n_chunks doubles."""
+    cdef double lse[SPLIT_MAX_ROWS]
+    cdef double dot[SPLIT_MAX_ROWS]
+    cdef double wyx[SPLIT_MAX_ROWS]
+    cdef double wy[SPLIT_MAX_ROWS]
+    cdef double a[SPLIT_MAX_ROWS]
+    cdef double beta[SPLIT_MAX_ROWS]
+    cdef double gamma[SPLIT_MAX_ROWS]
+    cdef double sums[2]
+    cdef Py_ssize_t bad = -1
+    cdef Py_ssize_t nk = sp.n_chunks
+    sums[0] = 0.0
+    sums[1] = 0.0
+    _split_stats(x, y, pb, sp, scratch, scratch + nk, scratch + 2 * nk, scratch + 3 * nk,
+                 n_threads)
+    _split_combine(sp, scratch, lse, True)
+    _split_combine(sp, scratch + nk, dot, False)
+    if y == NULL:
+        _finish_index(x, sp.n_cls, 1, target, 0, sp.rows, lse, dot, pb, a, beta, sums,
+                      &bad)
+    else:
+        _split_combine(sp, scratch + 2 * nk, wyx, False)
+        _split_combine(sp, scratch + 3 * nk, wy, False)
+        _finish_prob(<floating *> pb.loss_out, 0, sp.rows, lse, dot, wyx, wy, pb, a, beta, gamma, sums)
+    pb.tile_loss[0] = sums[0]
+    pb.tile_weight[0] = sums[1]
+    pb.tile_bad[0] = bad
+    if pb.grad == NULL:
+        return
+    _split_write(x, y, pb, sp, lse, a, beta, gamma, n_threads)
+    if y == NULL:
+        _fix_index_grad(<floating *> pb.grad, sp.n_cls, 1, target, 0, sp.rows, pb)
 
 
 # --------------------------------------------------------------- entries --
@@ -318,11 +478,107 @@ cdef inline void *_data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
 
 
-cdef Problem _problem(object weight, double weight_total, long long ignore_index,
-                      double eps, object soft_target, object loss_out, object grad,
-                      object gout, double gscale, double[::1] tile_loss,
-                      double[::1] tile_weight, Py_ssize_t[::1] tile_bad):
+def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weight_total,
+                  long long ignore_index, double label_smoothing,
+                  Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner, *,
+                  object loss_out=None, object grad=None, object gout=None,
+                  double gscale=1.0, int n_threads=1, str mode="cross_entropy"):
+    """Cross-entropy / NLL with class-index targets over an (outer, C, inner)
+    C-contiguous ``x`` (IN) and ``target`` (IN, int32/int64, outer*inner).
+
+    ``weight`` (IN): (C,) of x's dtype or None.  ``loss_out`` (OUT): x's dtype,
+    one per position, or None.  ``grad`` (OUT): x's shape and dtype (may be x)
+    or None.  ``gout`` (IN): float64 per-position upstream gradient or None.
+    ``mode``: "cross_entropy", "nll" or "check" (validate targets and sum
+    their weights only).
+
+    Returns (sum of losses, sum of target weights, first invalid flat
+    position or -1); the sums are float64, added in tile order.
+    """
+    cdef int m = CROSS_ENTROPY if mode == "cross_entropy" else (
+        NLL if mode == "nll" else CHECK)
+    cdef bint split = m == CROSS_ENTROPY and use_split(outer, n_cls, inner)
+    cdef Tiling tl = make_tiling(outer, n_cls, inner)
+    cdef Split sp = make_split(outer, n_cls)
+    cdef Py_ssize_t n_tiles = 1 if split else max(tl.n_tiles, 1)
+    tile_loss = np.zeros(n_tiles, dtype=np.float64)
+    tile_weight = np.zeros(n_tiles, dtype=np.float64)
+    tile_bad = np.full(n_tiles, -1, dtype=np.intp)
+    cdef double[::1] scratch = np.empty(4 * sp.n_chunks if split else 1, dtype=np.float64)
+    cdef Problem pb = _problem(n_cls, weight, weight_total, ignore_index, label_smoothing,
+                               None, loss_out, grad, gout, gscale,
+                               tile_loss, tile_weight, tile_bad)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *tp = cnp.PyArray_DATA(target)
+    cdef bint f32 = x.dtype == np.float32
+    cdef bint i32 = target.dtype == np.int32
+    with nogil:
+        if split:
+            if f32 and i32:
+                _run_split(<const float *> xp, <const int32_t *> tp, <const float *> NULL,
+                           &pb, &sp, &scratch[0], n_threads)
+            elif f32:
+                _run_split(<const float *> xp, <const int64_t *> tp, <const float *> NULL,
+                           &pb, &sp, &scratch[0], n_threads)
+            elif i32:
+                _run_split(<const double *> xp, <const int32_t *> tp,
+                           <const double *> NULL, &pb, &sp, &scratch[0], n_threads)
+            else:
+                _run_split(<const double *> xp, <const int64_t *> tp,
+                           <const double *> NULL, &pb, &sp, &scratch[0], n_threads)
+        elif f32 and i32:
+            _run_tiles(<const float *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
+        elif f32:
+            _run_tiles(<const float *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
+        elif i32:
+            _run_tiles(<const double *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
+        else:
+            _run_tiles(<const double *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
+    return _ordered_sums(tile_loss, tile_weight, tile_bad, 1 if split else tl.n_tiles)
+
+
+def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_total,
+                 double label_smoothing, Py_ssize_t outer, Py_ssize_t n_cls,
+                 Py_ssize_t inner, *, object loss_out=None, object grad=None,
+                 object gout=None, double gscale=1.0, int n_threads=1):
+    """Cross-entropy with probability targets ``y`` (IN, x's shape and dtype,
+    C-contiguous).  Other arguments as in `index_targets`.  Returns the sum
+    of the losses (float64, tile order)."""
+    cdef bint split = use_split(outer, n_cls, inner)
+    cdef Tiling tl = make_tiling(outer, n_cls, inner)
+    cdef Split sp = make_split(outer, n_cls)
+    cdef Py_ssize_t n_tiles = 1 if split else max(tl.n_tiles, 1)
+    tile_loss = np.zeros(n_tiles, dtype=np.float64)
+    tile_weight = np.zeros(n_tiles, dtype=np.float64)
+    tile_bad = np.full(n_tiles, -1, dtype=np.intp)
+    cdef double[::1] scratch = np.empty(4 * sp.n_chunks if split else 1, dtype=np.float64)
+    cdef Problem pb = _problem(n_cls, weight, weight_total, -100, label_smoothing, y,
+                               loss_out, grad, gout, gscale,
+                               tile_loss, tile_weight, tile_bad)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef bint f32 = x.dtype == np.float32
+    with nogil:
+        if split and f32:
+            _run_split(<const float *> xp, <const int64_t *> NULL, <const float *> yp,
+                       &pb, &sp, &scratch[0], n_threads)
+        elif split:
+            _run_split(<const double *> xp, <const int64_t *> NULL, <const double *> yp,
+                       &pb, &sp, &scratch[0], n_threads)
+        elif f32:
+            _run_prob_tiles(<const float *> xp, <const float *> yp, &pb, &tl, n_threads)
+        else:
+            _run_prob_tiles(<const double *> xp, <const double *> yp, &pb, &tl, n_threads)
+    return _ordered_sums(tile_loss, tile_weight, tile_bad, 1 if split else tl.n_tiles)[0]
+
+
+cdef Problem _problem(Py_ssize_t n_cls, object weight, double weight_total,
+                      long long ignore_index, double eps, object soft_target,
+                      object loss_out, object grad, object gout, double gscale,
+                      double[::1] tile_loss, double[::1] tile_weight,
+                      Py_ssize_t[::1] tile_bad):
     cdef Problem pb
+    pb.n_cls = n_cls
     pb.weight = _data(weight)
     pb.weight_total = weight_total
     pb.ignore_index = ignore_index
@@ -338,74 +594,6 @@ cdef Problem _problem(object weight, double weight_total, long long ignore_index
     return pb
 
 
-def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weight_total,
-                  long long ignore_index, double label_smoothing,
-                  Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner, *,
-                  object loss_out=None, object grad=None, object gout=None,
-                  double gscale=1.0, int n_threads=1, str mode="cross_entropy"):
-    """Cross-entropy / NLL with class-index targets over an (outer, C, inner)
-    C-contiguous ``x`` (IN) and ``target`` (IN, int32/int64, outer*inner).
-
-    ``weight`` (IN): (C,) of x's dtype or None.  ``loss_out`` (OUT): x's dtype,
-    one per position, or None.  ``grad`` (OUT): x's shape and dtype (may be x)
-    or None.  ``gout`` (IN): float64 per-position upstream gradient or None.
-    ``mode``: "cross_entropy", "nll" or "check" (validate targets, sum their
-    weights, compute nothing else).
-
-    Returns (sum of losses, sum of target weights, first invalid flat position
-    or -1), the sums in float64 in tile order.
-    """
-    cdef Tiling tl = make_tiling(outer, n_cls, inner)
-    cdef Py_ssize_t n_tiles = tl.n_tiles if tl.n_tiles > 0 else 1
-    tile_loss = np.zeros(n_tiles, dtype=np.float64)
-    tile_weight = np.zeros(n_tiles, dtype=np.float64)
-    tile_bad = np.full(n_tiles, -1, dtype=np.intp)
-    cdef Problem pb = _problem(weight, weight_total, ignore_index, label_smoothing,
-                               None, loss_out, grad, gout, gscale,
-                               tile_loss, tile_weight, tile_bad)
-    cdef int m = 0 if mode == "cross_entropy" else (1 if mode == "nll" else 2)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *tp = cnp.PyArray_DATA(target)
-    cdef bint f32 = x.dtype == np.float32
-    cdef bint i32 = target.dtype == np.int32
-    with nogil:
-        if f32 and i32:
-            _run_index(<const float *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
-        elif f32:
-            _run_index(<const float *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
-        elif i32:
-            _run_index(<const double *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
-        else:
-            _run_index(<const double *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
-    return _ordered_sums(tile_loss, tile_weight, tile_bad, tl.n_tiles)
-
-
-def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_total,
-                 double label_smoothing, Py_ssize_t outer, Py_ssize_t n_cls,
-                 Py_ssize_t inner, *, object loss_out=None, object grad=None,
-                 object gout=None, double gscale=1.0, int n_threads=1):
-    """Cross-entropy with probability targets ``y`` (IN, x's shape and dtype,
-    C-contiguous).  Other arguments as in `index_targets`.  Returns the sum
-    of the losses (float64, tile order)."""
-    cdef Tiling tl = make_tiling(outer, n_cls, inner)
-    cdef Py_ssize_t n_tiles = tl.n_tiles if tl.n_tiles > 0 else 1
-    tile_loss = np.zeros(n_tiles, dtype=np.float64)
-    tile_weight = np.zeros(n_tiles, dtype=np.float64)
-    tile_bad = np.full(n_tiles, -1, dtype=np.intp)
-    cdef Problem pb = _problem(weight, weight_total, -100, label_smoothing, y,
-                               loss_out, grad, gout, gscale,
-                               tile_loss, tile_weight, tile_bad)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef bint f32 = x.dtype == np.float32
-    with nogil:
-        if f32:
-            _run_prob(<const float *> xp, <const float *> yp, &pb, &tl, n_threads)
-        else:
-            _run_prob(<const double *> xp, <const double *> yp, &pb, &tl, n_threads)
-    return _ordered_sums(tile_loss, tile_weight, tile_bad, tl.n_tiles)[0]
-
-
 cdef tuple _ordered_sums(double[::1] tile_loss, double[::1] tile_weight,
                          Py_ssize_t[::1] tile_bad, Py_ssize_t n_tiles):
     cdef double loss = 0.0, weight = 0.0
@@ -418,6 +606,7 @@ cdef tuple _ordered_sums(double[::1] tile_loss, double[::1] tile_weight,
     return loss, weight, bad
 
 
-def n_tiles(Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner):
-    """Number of tiles the kernels split this shape into (parallel units)."""
-    return make_tiling(outer, n_cls, inner).n_tiles
+def n_units(Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner):
+    """Number of independent work units (tiles or class chunks) of a shape:
+    the most threads a call on it can use."""
+    return parallel_units(outer, n_cls, inner)

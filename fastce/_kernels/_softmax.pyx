@@ -4,14 +4,18 @@
 
 Same tiling as the cross-entropy kernels: per tile one log-sum-exp pass
 (the input read once from memory), then the output written while the tile
-is in cache.  softmax is the cross-entropy gradient writer with a = 1.
+is in cache; softmax is the cross-entropy gradient writer with a = 1.  A few
+huge rows take the split path (chunk log-sum-exps in parallel, combined per
+row in chunk order, outputs written per chunk in parallel).
 """
 from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64
-from fastce._kernels._tiles cimport Tiling, make_tiling, tile_start
+from fastce._kernels._tiles cimport (
+    Split, Tiling, chunk_start, combine_lse, make_split, make_tiling, tile_start,
+    use_split)
 
 cnp.import_array()
 
@@ -26,40 +30,79 @@ cdef enum:
     SOFTMAX = 2
 
 
-cdef void _tile(const floating *x, floating *out, const Tiling *tl, int what,
-                Py_ssize_t k) noexcept nogil:
-    cdef double lse[TILE_MAX]
+cdef inline void _write(const floating *x, floating *out, Py_ssize_t n, Py_ssize_t nc,
+                        Py_ssize_t ps, Py_ssize_t cs, const double *lse,
+                        int what) noexcept nogil:
+    """log_softmax (x - lse) or softmax (exp(x - lse)) of n positions."""
     cdef double ones[TILE_MAX]
-    cdef Py_ssize_t first, n, p
-    cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
-    if floating is float:
-        kernels_f32().tile_lse(x + base, n, tl.n_cls, tl.ps, tl.cs, lse)
-    else:
-        kernels_f64().tile_lse(x + base, n, tl.n_cls, tl.ps, tl.cs, lse)
-    if what == LOGSUMEXP:
-        for p in range(n):
-            out[first + p] = <floating> lse[p]
-    elif what == LOG_SOFTMAX:
+    cdef Py_ssize_t p
+    if what == LOG_SOFTMAX:
         if floating is float:
-            kernels_f32().tile_sub_lse(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs, lse)
+            kernels_f32().tile_sub_lse(x, out, n, nc, ps, cs, lse)
         else:
-            kernels_f64().tile_sub_lse(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs, lse)
+            kernels_f64().tile_sub_lse(x, out, n, nc, ps, cs, lse)
     else:
         for p in range(n):
             ones[p] = 1.0
         if floating is float:
-            kernels_f32().tile_grad(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs,
-                                    lse, ones, NULL, NULL, NULL, NULL)
+            kernels_f32().tile_grad(x, out, n, nc, ps, cs, lse, ones, NULL, NULL, NULL, NULL)
         else:
-            kernels_f64().tile_grad(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs,
-                                    lse, ones, NULL, NULL, NULL, NULL)
+            kernels_f64().tile_grad(x, out, n, nc, ps, cs, lse, ones, NULL, NULL, NULL, NULL)
 
 
-cdef void _run(const floating *x, floating *out, const Tiling *tl, int what,
-               int n_threads) noexcept nogil:
+cdef inline void _lse(const floating *x, Py_ssize_t n, Py_ssize_t nc, Py_ssize_t ps,
+                      Py_ssize_t cs, double *lse) noexcept nogil:
+    if floating is float:
+        kernels_f32().tile_lse(x, n, nc, ps, cs, lse)
+    else:
+        kernels_f64().tile_lse(x, n, nc, ps, cs, lse)
+
+
+cdef void _tile(const floating *x, floating *out, const Tiling *tl, int what,
+                Py_ssize_t k) noexcept nogil:
+    cdef double lse[TILE_MAX]
+    cdef Py_ssize_t first, n, p
+    cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
+    _lse(x + base, n, tl.n_cls, tl.ps, tl.cs, lse)
+    if what == LOGSUMEXP:
+        for p in range(n):
+            out[first + p] = <floating> lse[p]
+    else:
+        _write(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs, lse, what)
+
+
+cdef void _run_tiles(const floating *x, floating *out, const Tiling *tl, int what,
+                     int n_threads) noexcept nogil:
     cdef Py_ssize_t k
     for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
         _tile(x, out, tl, what, k)
+
+
+cdef void _chunk(const floating *x, floating *out, const Split *sp, int what,
+                 Py_ssize_t k, double *chunk_lse, const double *row_lse) noexcept nogil:
+    """Chunk k: its log-sum-exp (row_lse == NULL) or its outputs (prange
+    bodies must not assign locals through pointers: they would be shared)."""
+    cdef Py_ssize_t r, c0, n
+    cdef Py_ssize_t off = chunk_start(sp, k, &r, &c0, &n)
+    if row_lse == NULL:
+        _lse(x + off, 1, n, n, 1, &chunk_lse[k])
+    else:
+        _write(x + off, out + off, 1, n, n, 1, &row_lse[r], what)
+
+
+cdef void _run_split(const floating *x, floating *out, const Split *sp, int what,
+                     double *chunk_lse, double *row_lse, int n_threads) noexcept nogil:
+    cdef Py_ssize_t k, r
+    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+        _chunk(x, out, sp, what, k, chunk_lse, NULL)
+    for r in range(sp.rows):
+        row_lse[r] = combine_lse(chunk_lse + r * sp.chunks_per_row, sp.chunks_per_row)
+        if what == LOGSUMEXP:
+            out[r] = <floating> row_lse[r]
+    if what == LOGSUMEXP:
+        return
+    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+        _chunk(x, out, sp, what, k, chunk_lse, row_lse)
 
 
 def softmax_family(cnp.ndarray x, cnp.ndarray out, str what, Py_ssize_t outer,
@@ -69,14 +112,24 @@ def softmax_family(cnp.ndarray x, cnp.ndarray out, str what, Py_ssize_t outer,
     ``what``: "logsumexp" (out has outer*inner elements), "log_softmax" or
     "softmax" (out has x's shape).  Both arrays float32 or float64, same dtype.
     """
-    cdef Tiling tl = make_tiling(outer, n_cls, inner)
     cdef int w = LOGSUMEXP if what == "logsumexp" else (
         LOG_SOFTMAX if what == "log_softmax" else SOFTMAX)
+    cdef bint split = use_split(outer, n_cls, inner)
+    cdef Tiling tl = make_tiling(outer, n_cls, inner)
+    cdef Split sp = make_split(outer, n_cls)
+    cdef double[::1] scratch = np.empty(sp.n_chunks + outer if split else 1,
+                                        dtype=np.float64)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *op = cnp.PyArray_DATA(out)
     cdef bint f32 = x.dtype == np.float32
     with nogil:
-        if f32:
-            _run(<const float *> xp, <float *> op, &tl, w, n_threads)
+        if split and f32:
+            _run_split(<const float *> xp, <float *> op, &sp, w, &scratch[0],
+                       &scratch[sp.n_chunks], n_threads)
+        elif split:
+            _run_split(<const double *> xp, <double *> op, &sp, w, &scratch[0],
+                       &scratch[sp.n_chunks], n_threads)
+        elif f32:
+            _run_tiles(<const float *> xp, <float *> op, &tl, w, n_threads)
         else:
-            _run(<const double *> xp, <double *> op, &tl, w, n_threads)
+            _run_tiles(<const double *> xp, <double *> op, &tl, w, n_threads)

@@ -7,6 +7,7 @@
 # is contiguous: no transpose, no copy.  Tiles are fixed by the shape alone,
 # so per-tile partial sums added in tile order give the same bits whatever
 # the thread count.
+from libc.math cimport INFINITY, exp, log
 
 cdef struct Tiling:
     Py_ssize_t n_outer       # outer slices (1 when positions are rows)
@@ -65,3 +66,65 @@ cdef inline Py_ssize_t tile_start(const Tiling *t, Py_ssize_t k,
     first_pos[0] = o * t.n_pos + p0
     count[0] = t.n_pos - p0 if t.n_pos - p0 < t.tile else t.tile
     return o * t.outer_stride + p0 * t.ps
+
+
+# A few very long rows (class axis last) are cut into fixed chunks of classes
+# instead, so one huge row still spreads over all threads: chunk statistics
+# in parallel, combined per row in chunk order, gradient chunks in parallel.
+cdef enum:
+    SPLIT_MIN_CLASSES = 65536
+    SPLIT_MAX_ROWS = 16
+    SPLIT_CHUNK = 16384
+
+
+cdef struct Split:
+    Py_ssize_t rows
+    Py_ssize_t n_cls
+    Py_ssize_t chunks_per_row
+    Py_ssize_t n_chunks
+
+
+cdef inline bint use_split(Py_ssize_t outer, Py_ssize_t n_cls,
+                           Py_ssize_t inner) noexcept nogil:
+    return inner == 1 and n_cls >= SPLIT_MIN_CLASSES and outer <= SPLIT_MAX_ROWS
+
+
+cdef inline Split make_split(Py_ssize_t rows, Py_ssize_t n_cls) noexcept nogil:
+    cdef Split s
+    s.rows = rows
+    s.n_cls = n_cls
+    s.chunks_per_row = (n_cls + SPLIT_CHUNK - 1) // SPLIT_CHUNK
+    s.n_chunks = rows * s.chunks_per_row
+    return s
+
+
+cdef inline Py_ssize_t chunk_start(const Split *s, Py_ssize_t k, Py_ssize_t *row,
+                                   Py_ssize_t *first_cls,
+                                   Py_ssize_t *count) noexcept nogil:
+    """Element offset of chunk k; sets its row, first class and length."""
+    row[0] = k // s.chunks_per_row
+    first_cls[0] = (k - row[0] * s.chunks_per_row) * SPLIT_CHUNK
+    count[0] = s.n_cls - first_cls[0]
+    if count[0] > SPLIT_CHUNK:
+        count[0] = SPLIT_CHUNK
+    return row[0] * s.n_cls + first_cls[0]
+
+
+cdef inline double combine_lse(const double *chunk_lse, Py_ssize_t n) noexcept nogil:
+    """log(sum_k exp(chunk_lse[k])) in chunk order."""
+    cdef double m = -INFINITY, s = 0.0, shift
+    cdef Py_ssize_t k
+    for k in range(n):
+        if chunk_lse[k] > m:
+            m = chunk_lse[k]
+    shift = m if m - m == 0 else 0.0
+    for k in range(n):
+        s += exp(chunk_lse[k] - shift)
+    return shift + log(s)
+
+
+cdef inline Py_ssize_t parallel_units(Py_ssize_t outer, Py_ssize_t n_cls,
+                                      Py_ssize_t inner) noexcept nogil:
+    if use_split(outer, n_cls, inner):
+        return make_split(outer, n_cls).n_chunks
+    return make_tiling(outer, n_cls, inner).n_tiles
