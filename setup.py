@@ -4,7 +4,9 @@ OpenMP is used when the compiler can build and link a program with
 ``-fopenmp``; otherwise (or with FASTCE_NO_OPENMP=1) the kernels are built
 serial and ``fastce.show_config()`` says so.  No flag here changes IEEE
 semantics: -fno-math-errno and -fno-trapping-math only let gcc vectorise
-the exp/log polynomials (no -ffast-math: inf/NaN handling must survive).
+the exp/log polynomials (no -ffast-math: inf/NaN handling must survive), and
+-ffp-contract=off keeps gcc from fusing a*b+c on its own, so the only FMAs
+are the ones simd_impl.h writes and every code path rounds alike.
 The SIMD variants for AVX2 and AVX-512 are selected inside simd.c with
 `#pragma GCC target`, so the build itself targets the baseline ISA.
 """
@@ -19,7 +21,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-BASE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd",
+BASE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off",
+              "-fopenmp-simd",
               "-Wno-unused-function"]
 KERNELS = "fastce/_kernels"
 
@@ -72,10 +75,13 @@ class BuildExt(build_ext):
 
 
 def _ext(name, extra_sources=()):
+    # setuptools does not scan C headers: name them so edits trigger rebuilds
+    headers = [f"{KERNELS}/{h}" for h in ("simd.h", "simd_impl.h", "fce_omp.h")]
     return Extension(
         f"fastce._kernels.{name}",
         [f"{KERNELS}/{name}.pyx", *extra_sources],
         include_dirs=[KERNELS, np.get_include()],
+        depends=headers,
     )
 
 

@@ -2,7 +2,7 @@
 
 This module ships inside the package so that ``python -m fastce`` works from
 an installed copy, without the repository's ``benchmarks/`` directory.
-PyTorch is optional: every torch column is left empty when it is missing.
+PyTorch is optional: without it the torch columns are left out.
 
 What it measures, per workload and thread count, in one process:
 
@@ -15,10 +15,11 @@ What it measures, per workload and thread count, in one process:
 - the machine floor (SPEC section 5): ``floor_fwd = max(one read of the
   input, one exp per element)`` and ``floor_grad = floor_fwd + one write of
   an input-sized buffer``.  The read is ``np.max(x)``, the write
-  ``buf.fill(0)``; the exp is the faster of ``np.exp`` and ``torch.exp``
-  (at the pass's thread count) on a cache-resident block, scaled to the
-  input's size.  NumPy calls run on one thread, so at n threads their time
-  is divided by n: the floor of an ideal n-thread kernel.
+  ``buf.fill(0)``; the exp is the fastest of ``np.exp``, ``torch.exp`` and
+  ``fastce.logsumexp`` (at the pass's thread count) on a cache-resident
+  block, less each call's fixed cost, scaled to the input's size.  NumPy
+  calls run on one thread, so at n threads their time is divided by n: the
+  floor of an ideal n-thread kernel.
 
 All of them are timed **interleaved**: each round calls every implementation
 once, so slow drifts of a shared machine (frequency, other processes) hit
@@ -54,8 +55,10 @@ __all__ = [
 #: page faults of the output buffers, torch's lazy initialisation).
 WARMUP_CALLS = 2
 #: Size of the cache-resident block the exp floor is timed on (input and
-#: output together stay well inside a 1 MB L2).
+#: output together stay well inside a 1 MB L2), and its row length for
+#: fastce.logsumexp (long rows: the best case of a per-row kernel).
 EXP_BLOCK_BYTES = 256 * 1024
+EXP_ROW = 1024
 #: A per-workload time budget never cuts a pass below this many rounds.
 MIN_ROUNDS = 3
 #: Rounds of the three standard runs (``--repeat`` overrides).
@@ -429,14 +432,25 @@ def _implementations(workload: Workload, n_threads: int, torch, include_numpy: b
     if include_numpy:
         reference = workload.numpy_forward()
         impls["numpy_fwd"] = lambda: reference(x, target, **kwargs)
-    # The exp floor is timed on a cache-resident block and scaled to the
-    # input's size: a full-size exp(x, out=buf) also streams the whole output
-    # to memory, which is not part of "one exp per element" (it measured
-    # slower than the fastce forward itself).
+    # The exp floor: the fastest exp at hand, timed on a cache-resident block
+    # and scaled to the input's size.  A full-size exp(x, out=buf) would also
+    # stream the whole output to memory, which is not part of "one exp per
+    # element" (it measured slower than the fastce forward itself).  Each
+    # candidate's fixed per-call cost is timed on a 16-element call and
+    # subtracted.  Candidates: np.exp, torch.exp, and fastce.logsumexp (whose
+    # max + exp + sum bounds its own exp from above; np.exp and torch.exp
+    # measured slower than it on an AVX-512 machine).
     flat = x.reshape(-1)
     block = np.ascontiguousarray(flat[:min(flat.size, EXP_BLOCK_BYTES // x.itemsize)])
     block_out = np.empty_like(block)
-    impls["floor_exp_numpy"] = lambda: np.exp(block, out=block_out)
+    block_rows = block.reshape(-1, EXP_ROW) if block.size % EXP_ROW == 0 else block[None]
+    tiny = np.ascontiguousarray(flat[:16])
+    tiny_out = np.empty_like(tiny)
+    tiny_rows = tiny[None]
+    impls["exp_numpy"] = lambda: np.exp(block, out=block_out)
+    impls["exp_numpy_call"] = lambda: np.exp(tiny, out=tiny_out)
+    impls["exp_fastce"] = lambda: fastce.logsumexp(block_rows, n_threads=n_threads)
+    impls["exp_fastce_call"] = lambda: fastce.logsumexp(tiny_rows, n_threads=n_threads)
     if torch is not None:
         loss_fn = workload.torch_loss(torch)
         x_tensor = torch.from_numpy(x)
@@ -454,7 +468,9 @@ def _implementations(workload: Workload, n_threads: int, torch, include_numpy: b
         impls["torch_fwd"] = torch_forward
         impls["torch_fwdbwd"] = torch_forward_backward
         block_tensor, block_out_tensor = torch.from_numpy(block), torch.from_numpy(block_out)
-        impls["floor_exp_torch"] = lambda: torch.exp(block_tensor, out=block_out_tensor)
+        tiny_tensor, tiny_out_tensor = torch.from_numpy(tiny), torch.from_numpy(tiny_out)
+        impls["exp_torch"] = lambda: torch.exp(block_tensor, out=block_out_tensor)
+        impls["exp_torch_call"] = lambda: torch.exp(tiny_tensor, out=tiny_out_tensor)
     impls["floor_read"] = lambda: np.max(x)
     impls["floor_write"] = lambda: scratch.fill(0)
     return impls, block.nbytes
@@ -493,6 +509,25 @@ def _interleaved_medians(impls: dict, rounds: int, budget_s: float | None):
         if gc_was_enabled:
             gc.enable()
     return {name: statistics.median(v) for name, v in samples.items()}, done
+
+
+def _exp_floor(medians, n_threads, scale):
+    """(seconds to exp the whole input at the fastest candidate's rate, its
+    name) from the block timings of `_implementations`, their per-call
+    cost subtracted.  np.exp runs on one thread: at n threads its time is
+    divided by n; torch.exp and fastce.logsumexp already run on n."""
+    best, source = math.inf, "none"
+    for name, threads_used in (("numpy", 1), ("torch", n_threads), ("fastce", n_threads)):
+        key = f"exp_{name}"
+        if key not in medians:
+            continue
+        per_block = medians[key] - medians[key + "_call"]
+        if per_block <= 0:  # timing noise larger than the work: no estimate
+            continue
+        per_block *= threads_used / n_threads
+        if per_block < best:
+            best, source = per_block, name
+    return (best * scale if best < math.inf else 0.0), source
 
 
 def _peak_extra_bytes(fn) -> int:
@@ -535,6 +570,7 @@ class BenchRow:
     floor_read_ms: float
     floor_exp_ms: float
     floor_write_ms: float
+    floor_exp_source: str
     floor_fwd_ms: float
     floor_grad_ms: float
     fwd_peak_mb: float
@@ -589,7 +625,7 @@ def _ratio(num, den):
 
 
 def run_benchmarks(workloads, threads=(1,), rounds=DEFAULT_ROUNDS, *, use_torch=True,
-                   budget_s=None, progress=sys.stderr):
+                   budget_s=None, progress="stderr"):
     """Time fastce, the NumPy reference and PyTorch on each workload.
 
     For each workload, one interleaved pass per thread count (see the module
@@ -609,8 +645,9 @@ def run_benchmarks(workloads, threads=(1,), rounds=DEFAULT_ROUNDS, *, use_torch=
     budget_s : float, optional
         Stop a pass adding rounds once it has run this long (after at least
         `MIN_ROUNDS` rounds).
-    progress : file-like or None, default sys.stderr
-        Where the one-line-per-workload progress display goes.
+    progress : file-like, "stderr" or None, default "stderr"
+        Where the one-line-per-workload progress display goes (None: no
+        display; "stderr": ``sys.stderr`` as it is at call time).
 
     Returns
     -------
@@ -622,6 +659,8 @@ def run_benchmarks(workloads, threads=(1,), rounds=DEFAULT_ROUNDS, *, use_torch=
         raise ValueError(f"thread counts must be positive integers, got {threads}")
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if progress == "stderr":
+        progress = sys.stderr
     torch = _import_torch(use_torch)
     torch_threads_before = torch.get_num_threads() if torch is not None else None
     rows = []
@@ -658,13 +697,10 @@ def _bench_workload(workload, threads, rounds, torch, budget_s):
             med, done = _interleaved_medians(impls, rounds, budget_s)
             if "numpy_fwd" in med:
                 numpy_ms = med["numpy_fwd"] * ms
-            # np.max, np.exp and fill run on one thread: an ideal n-thread
-            # kernel splits that work n ways.  torch.exp already runs on n.
+            # np.max and fill run on one thread: an ideal n-thread kernel
+            # splits that work n ways.
             read = med["floor_read"] / n
-            exp_per_block = med["floor_exp_numpy"] / n
-            if "floor_exp_torch" in med:  # whichever exp is faster here
-                exp_per_block = min(exp_per_block, med["floor_exp_torch"])
-            exp = exp_per_block * workload.input_bytes / exp_block_bytes
+            exp, exp_source = _exp_floor(med, n, workload.input_bytes / exp_block_bytes)
             write = med["floor_write"] / n
             floor_fwd = max(read, exp)
             fwd_peak = _peak_extra_bytes(impls["fastce_fwd"])
@@ -679,6 +715,7 @@ def _bench_workload(workload, threads, rounds, torch, budget_s):
                 torch_fwdbwd_ms=(med["torch_fwdbwd"] * ms if "torch_fwdbwd" in med
                                  else None),
                 floor_read_ms=read * ms, floor_exp_ms=exp * ms, floor_write_ms=write * ms,
+                floor_exp_source=exp_source,
                 floor_fwd_ms=floor_fwd * ms, floor_grad_ms=(floor_fwd + write) * ms,
                 fwd_peak_mb=fwd_peak / 1e6, grad_peak_mb=grad_peak / 1e6,
                 input_mb=input_mb,
@@ -761,20 +798,23 @@ def format_table(rows, markdown=False, legend=True):
     -------
     str
     """
-    cells = [[fmt(r) for _, _, fmt in _COLUMNS] for r in rows]
+    columns = _COLUMNS
+    if rows and all(r.torch_fwd_ms is None for r in rows):  # torch not installed
+        columns = tuple(c for c in columns if "torch" not in c[0])
+    cells = [[fmt(r) for _, _, fmt in columns] for r in rows]
     lines = []
     if markdown:
-        header = [f"{g} {n}".strip() for g, n, _ in _COLUMNS]
+        header = [f"{g} {n}".strip() for g, n, _ in columns]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join("---" if i < 3 else "---:"
                                     for i in range(len(header))) + "|")
         lines.extend("| " + " | ".join(c) + " |" for c in cells)
     else:
         widths = [max([len(n)] + [len(c[i]) for c in cells])
-                  for i, (_, n, _) in enumerate(_COLUMNS)]
+                  for i, (_, n, _) in enumerate(columns)]
         # widen a group's columns so its title fits over them
         groups: dict[str, list[int]] = {}
-        for i, (g, _, _) in enumerate(_COLUMNS):
+        for i, (g, _, _) in enumerate(columns):
             groups.setdefault(g, []).append(i)
         for g, idx in groups.items():
             span = sum(widths[i] for i in idx) + 2 * (len(idx) - 1)
@@ -792,7 +832,7 @@ def format_table(rows, markdown=False, legend=True):
                 out.append(v.ljust(widths[i]) if i < 3 else v.rjust(widths[i]))
             return "  ".join(out).rstrip()
 
-        lines.append(line([n for _, n, _ in _COLUMNS]))
+        lines.append(line([n for _, n, _ in columns]))
         lines.append("  ".join("-" * w for w in widths))
         previous = None
         for r, c in zip(rows, cells):
@@ -810,11 +850,11 @@ def format_table(rows, markdown=False, legend=True):
         notes = [
             "fwd: the loss only; l+g: loss + gradient (fastce with a preallocated "
             "out=, torch forward + backward); medians of interleaved rounds "
-            f"({min(r.rounds for r in rows)}-{max(r.rounds for r in rows)} rounds).",
+            f"({_span(r.rounds for r in rows)} rounds).",
             "× faster than torch: torch time / fastce time at the same thread count.",
             "× floor: fastce time / the machine floor: max(one read of the input, "
-            "one exp per element at the faster of np.exp / torch.exp), + one write "
-            "of an input-sized buffer for l+g; 1.0 is the limit.",
+            "one exp per element at the fastest in-cache rate of np.exp / torch.exp "
+            "/ fastce.logsumexp), + one write of an input-sized buffer for l+g.",
             "fwd peak extra: memory the fastce forward allocates (tracemalloc), "
             "against the input's size.",
             "speedup vs 1T: fastce time at 1 thread / at this thread count.",
@@ -826,6 +866,12 @@ def format_table(rows, markdown=False, legend=True):
         lines.append("")
         lines.extend(("- " if markdown else "  ") + s for s in notes)
     return "\n".join(lines)
+
+
+def _span(values):
+    values = list(values)
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def environment_summary() -> str:
@@ -1110,8 +1156,9 @@ def add_options(parser, suppress_defaults=False):
                         help=f"which workloads ({names}); see the list below")
     parser.add_argument("--shape", type=_shape, action="append", default=default(None),
                         metavar="N,C[,d...]",
-                        help="add a cross-entropy workload of this shape (class "
-                             "axis 1); repeatable")
+                        help="benchmark a cross-entropy workload of this shape "
+                             "(class axis 1): instead of the default workloads, or "
+                             "besides those of --workloads; repeatable")
     parser.add_argument("--no-torch", action="store_true", default=default(False),
                         help="do not time or check against PyTorch even if installed")
     parser.add_argument("--no-check", action="store_true", default=default(False),

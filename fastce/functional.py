@@ -279,7 +279,7 @@ def _operand(value, shape, rows, cols, dtype, name):
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = np.array(arr, dtype=dtype, order="C", copy=None)  # keeps 0-d
     try:
         b = np.broadcast_to(arr, shape)
     except ValueError:

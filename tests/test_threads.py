@@ -1,0 +1,298 @@
+"""Threads: results bitwise independent of the thread count and of the run
+(SPEC §3.8 "Deterministic"), the thread-count API (SPEC §2.4), threadpoolctl,
+concurrent calls from Python threads, and ``show_config``."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastce
+from fastce._config import SERIAL_THRESHOLD
+
+THREAD_COUNTS = [1, 2, 3, 7]
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_threads():
+    fastce.set_num_threads(None)
+    yield
+    fastce.set_num_threads(None)
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _workloads():
+    """(name, callable(n_threads) -> tuple of results); every input has more
+    than SERIAL_THRESHOLD elements so that it can actually run in parallel."""
+    rng = _rng(0)
+    a = rng.normal(size=(4096, 100)).astype(np.float32) * 3
+    ta = rng.integers(0, 100, size=4096)
+    ta[::11] = -100
+    wa = rng.uniform(0.2, 3.0, size=100).astype(np.float32)
+    k = rng.normal(size=(2, 21, 64, 64)) * 2                       # float64, K-dim
+    tk = rng.integers(0, 21, size=(2, 64, 64))
+    tk[:, ::5, ::3] = 255
+    kl = np.ascontiguousarray(np.moveaxis(k, 1, -1)).astype(np.float32)  # channels last
+    row = rng.normal(size=(1, 250_000)).astype(np.float32) * 4
+    trow = np.array([123_456])
+    prob = rng.random(size=(2048, 40))
+    prob /= prob.sum(axis=1, keepdims=True)
+    b = rng.normal(size=(4096, 64)).astype(np.float32) * 4
+    yb = rng.random(size=(4096, 64)).astype(np.float32)
+    wb = rng.uniform(0.2, 2.0, size=(4096, 1)).astype(np.float32)
+    pwb = rng.uniform(0.5, 3.0, size=64).astype(np.float32)
+    pb = rng.uniform(0.01, 0.99, size=(4096, 64))
+    gob = rng.normal(size=(4096, 64))
+    logp = fastce.log_softmax(a)
+
+    def ce(x, t, grad_output=None, **kw):
+        return lambda n: (fastce.cross_entropy(x, t, n_threads=n, **kw),
+                          *fastce.cross_entropy_and_grad(x, t, n_threads=n,
+                                                         grad_output=grad_output, **kw))
+
+    return [
+        ("ce_4096x100_mean", ce(a, ta)),
+        ("ce_4096x100_weighted_smoothed_sum", ce(a, ta, weight=wa, label_smoothing=0.1,
+                                                 reduction="sum")),
+        ("ce_4096x100_none", ce(a, ta, reduction="none",
+                                grad_output=np.linspace(-1, 1, 4096))),
+        ("ce_segmentation_2x21x64x64", ce(k, tk, ignore_index=255, label_smoothing=0.05)),
+        ("ce_segmentation_channels_last", ce(kl, tk, ignore_index=255, axis=-1)),
+        ("ce_single_row_250000", ce(row, trow)),
+        ("ce_single_row_250000_smoothed", ce(row, trow, label_smoothing=0.2)),
+        ("ce_prob_targets", ce(prob * 5, prob, label_smoothing=0.1)),
+        ("nll_4096x100", lambda n: (
+            fastce.nll_loss(logp, ta, weight=wa, n_threads=n),
+            *fastce.nll_loss_and_grad(logp, ta, weight=wa, n_threads=n))),
+        ("bce_logits_4096x64", lambda n: (
+            fastce.binary_cross_entropy_with_logits(b, yb, weight=wb, pos_weight=pwb,
+                                                    n_threads=n),
+            *fastce.binary_cross_entropy_with_logits_and_grad(
+                b, yb, weight=wb, pos_weight=pwb, n_threads=n),
+            *fastce.binary_cross_entropy_with_logits_and_grad(
+                b, yb, reduction="none", grad_output=gob, n_threads=n))),
+        ("bce_4096x64", lambda n: (
+            fastce.binary_cross_entropy(pb, yb, n_threads=n),
+            *fastce.binary_cross_entropy_and_grad(pb, yb, reduction="sum", n_threads=n))),
+        ("softmax_family_4096x100", lambda n: (
+            fastce.log_softmax(a, n_threads=n), fastce.softmax(a, n_threads=n),
+            fastce.logsumexp(a, n_threads=n), fastce.logsumexp(row, n_threads=n))),
+    ]
+
+
+WORKLOADS = _workloads()
+
+
+def _assert_bitwise_equal(got, expected, what):
+    assert len(got) == len(expected)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        g, e = np.asarray(g), np.asarray(e)
+        assert g.dtype == e.dtype and g.shape == e.shape, (what, i)
+        # byte comparison: also distinguishes -0.0 / 0.0 and NaN payloads
+        assert g.tobytes() == e.tobytes(), (
+            f"{what}: result {i} differs, max abs diff "
+            f"{np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))}")
+
+
+@pytest.mark.parametrize("name,run", WORKLOADS, ids=[w[0] for w in WORKLOADS])
+def test_results_are_bitwise_identical_for_any_thread_count(name, run):
+    expected = run(1)
+    for n in THREAD_COUNTS[1:]:
+        _assert_bitwise_equal(run(n), expected, f"{name} n_threads={n}")
+
+
+@pytest.mark.parametrize("name,run", WORKLOADS, ids=[w[0] for w in WORKLOADS])
+def test_results_are_bitwise_identical_from_run_to_run(name, run):
+    expected = run(2)
+    for _ in range(3):
+        _assert_bitwise_equal(run(2), expected, name)
+    _assert_bitwise_equal(run(None), expected, name + " default threads")
+
+
+def test_workloads_are_above_the_serial_threshold():
+    """The determinism tests above only mean something if the inputs are big
+    enough to be split between threads."""
+    for shape in [(4096, 100), (2, 21, 64, 64), (1, 250_000), (4096, 64)]:
+        assert np.prod(shape) > SERIAL_THRESHOLD
+
+
+def test_global_setting_also_gives_bitwise_identical_results():
+    name, run = WORKLOADS[3]
+    expected = run(None)
+    for n in THREAD_COUNTS:
+        fastce.set_num_threads(n)
+        _assert_bitwise_equal(run(None), expected, f"{name} set_num_threads({n})")
+
+
+# ------------------------------------------------------- thread-count API --
+
+def test_set_num_threads_round_trips():
+    for n in (1, 2, 3, 7, 64):
+        fastce.set_num_threads(n)
+        assert fastce.get_num_threads() == n
+    fastce.set_num_threads(np.int64(5))
+    assert fastce.get_num_threads() == 5
+    assert type(fastce.get_num_threads()) is int
+
+
+def test_set_num_threads_none_restores_the_default():
+    default = fastce.get_num_threads()
+    assert default >= 1
+    fastce.set_num_threads(default + 3)
+    assert fastce.get_num_threads() == default + 3
+    fastce.set_num_threads(None)
+    assert fastce.get_num_threads() == default
+
+
+def test_per_call_n_threads_does_not_change_the_global_setting():
+    x = _rng(1).normal(size=(512, 100))
+    t = _rng(2).integers(0, 100, size=512)
+    default = fastce.get_num_threads()
+    fastce.cross_entropy_and_grad(x, t, n_threads=3)
+    fastce.cross_entropy(x, t, n_threads=1)
+    fastce.softmax(x, n_threads=7)
+    assert fastce.get_num_threads() == default
+    fastce.set_num_threads(2)
+    fastce.cross_entropy_and_grad(x, t, n_threads=5)
+    fastce.binary_cross_entropy_with_logits(x, np.zeros_like(x), n_threads=1)
+    assert fastce.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, -8, 1.5, 2.0, "2", True, False, [2], np.float64(2)])
+def test_invalid_thread_counts_raise_valueerror(bad):
+    with pytest.raises(ValueError):
+        fastce.set_num_threads(bad)
+    assert fastce.get_num_threads() >= 1
+
+
+ALL_FUNCTIONS = {
+    "cross_entropy": lambda n: fastce.cross_entropy([[1.0, 2.0]], [1], n_threads=n),
+    "cross_entropy_and_grad": lambda n: fastce.cross_entropy_and_grad([[1.0, 2.0]], [1],
+                                                                      n_threads=n),
+    "nll_loss": lambda n: fastce.nll_loss([[-1.0, -2.0]], [1], n_threads=n),
+    "nll_loss_and_grad": lambda n: fastce.nll_loss_and_grad([[-1.0, -2.0]], [1],
+                                                            n_threads=n),
+    "bce_with_logits": lambda n: fastce.binary_cross_entropy_with_logits(
+        [0.5], [1.0], n_threads=n),
+    "bce_with_logits_and_grad": lambda n: fastce.binary_cross_entropy_with_logits_and_grad(
+        [0.5], [1.0], n_threads=n),
+    "bce": lambda n: fastce.binary_cross_entropy([0.5], [1.0], n_threads=n),
+    "bce_and_grad": lambda n: fastce.binary_cross_entropy_and_grad([0.5], [1.0],
+                                                                   n_threads=n),
+    "log_softmax": lambda n: fastce.log_softmax([1.0, 2.0], n_threads=n),
+    "softmax": lambda n: fastce.softmax([1.0, 2.0], n_threads=n),
+    "logsumexp": lambda n: fastce.logsumexp([1.0, 2.0], n_threads=n),
+    "CrossEntropyLoss": lambda n: fastce.CrossEntropyLoss()([[1.0, 2.0]], [1],
+                                                            n_threads=n),
+    "CrossEntropyLoss.loss_and_grad": lambda n: fastce.CrossEntropyLoss().loss_and_grad(
+        [[1.0, 2.0]], [1], n_threads=n),
+}
+
+
+@pytest.mark.parametrize("fn", list(ALL_FUNCTIONS))
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "4", True])
+def test_invalid_per_call_n_threads_raise_valueerror(fn, bad):
+    with pytest.raises(ValueError):
+        ALL_FUNCTIONS[fn](bad)
+
+
+@pytest.mark.parametrize("fn", list(ALL_FUNCTIONS))
+@pytest.mark.parametrize("good", [1, 2, 16, np.int32(3)])
+def test_valid_per_call_n_threads_are_accepted(fn, good):
+    ALL_FUNCTIONS[fn](good)
+
+
+def test_threadpoolctl_limit_applies_to_fastce():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    default = fastce.get_num_threads()
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert fastce.get_num_threads() == 1
+        # the kernels still give the same bits
+        name, run = WORKLOADS[0]
+        got = run(None)
+    assert fastce.get_num_threads() == default
+    _assert_bitwise_equal(got, run(2), name)
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        assert fastce.get_num_threads() == 2
+
+
+def test_set_num_threads_wins_over_threadpoolctl():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    fastce.set_num_threads(3)
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert fastce.get_num_threads() == 3
+
+
+def test_threadpoolctl_sees_an_openmp_library():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    info = threadpoolctl.threadpool_info()
+    assert any(lib.get("user_api") == "openmp" for lib in info), info
+
+
+# --------------------------------------------------- Python-level threads --
+
+def test_concurrent_python_threads_get_the_serial_results():
+    rng = _rng(7)
+    inputs = [(rng.normal(size=(2048, 64)).astype(np.float32 if i % 2 else np.float64) * 3,
+               rng.integers(0, 64, size=2048)) for i in range(8)]
+    serial = [fastce.cross_entropy_and_grad(x, t, label_smoothing=0.1) for x, t in inputs]
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        x, t = inputs[i]
+        barrier.wait()
+        return [fastce.cross_entropy_and_grad(x, t, label_smoothing=0.1) for _ in range(5)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(8)))
+    for i, runs in enumerate(results):
+        for r in runs:
+            _assert_bitwise_equal(r, serial[i], f"thread {i}")
+
+
+def test_concurrent_python_threads_with_out_and_different_losses():
+    rng = _rng(8)
+    x = rng.normal(size=(1024, 64))
+    y = rng.random(size=(1024, 64))
+    t = rng.integers(0, 64, size=1024)
+    jobs = [
+        lambda out: fastce.cross_entropy_and_grad(x, t, out=out),
+        lambda out: fastce.nll_loss_and_grad(x, t, out=out),
+        lambda out: fastce.binary_cross_entropy_with_logits_and_grad(x, y, out=out),
+        lambda out: fastce.binary_cross_entropy_and_grad(y, y, out=out),
+    ] * 2
+    serial = [tuple(np.copy(r) for r in job(np.empty_like(x))) for job in jobs]
+    barrier = threading.Barrier(len(jobs))
+
+    def work(i):
+        out = np.empty_like(x)
+        barrier.wait()
+        return tuple(np.copy(r) for r in jobs[i](out))
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        results = list(pool.map(work, range(len(jobs))))
+    for i, r in enumerate(results):
+        _assert_bitwise_equal(r, serial[i], f"job {i}")
+
+
+# ------------------------------------------------------------ show_config --
+
+def test_show_config_prints_openmp_version_and_threads(capsys):
+    fastce.show_config()
+    text = capsys.readouterr().out
+    assert "OpenMP" in text
+    assert fastce.__version__ in text
+    assert str(fastce.get_num_threads()) in text
+
+
+def test_show_config_reports_the_current_thread_count(capsys):
+    fastce.set_num_threads(5)
+    fastce.show_config()
+    text = capsys.readouterr().out
+    line = [ln for ln in text.splitlines() if "thread" in ln.lower()]
+    assert line and "5" in line[0], text
