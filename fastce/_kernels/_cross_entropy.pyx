@@ -5,7 +5,8 @@
 Each group of positions (a tile, see _tiles.pxd) goes through three steps:
 
 1. statistics -- the SIMD primitives of simd.h give each position's
-   log-sum-exp and the class sums its loss needs, reading the tile once;
+   log-sum-exp, kept as (shift = max, logsum) so log p = (x - shift) - logsum
+   never cancels, and the class sums its loss needs, reading the tile once;
 2. finish -- per position: the loss, and the gradient coefficients;
 3. write (loss + gradient only) -- over the same tile, still in cache:
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64
 from fastce._kernels._tiles cimport (
-    Split, Tiling, chunk_start, combine_lse, make_split, make_tiling, parallel_units,
+    Split, Tiling, chunk_start, combine_chunks, make_split, make_tiling, parallel_units,
     tile_start, use_split, SPLIT_MAX_ROWS)
 
 cnp.import_array()
@@ -71,38 +72,40 @@ cdef struct Problem:
 # --------------------------------------------------------- SIMD wrappers --
 
 cdef inline void _lse(const floating *x, Py_ssize_t n, Py_ssize_t nc, Py_ssize_t ps,
-                      Py_ssize_t cs, double *lse) noexcept nogil:
+                      Py_ssize_t cs, double *shift, double *logsum) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_lse(x, n, nc, ps, cs, lse)
+        kernels_f32().tile_lse(x, n, nc, ps, cs, shift, logsum)
     else:
-        kernels_f64().tile_lse(x, n, nc, ps, cs, lse)
+        kernels_f64().tile_lse(x, n, nc, ps, cs, shift, logsum)
 
 
 cdef inline void _wdot(const floating *x, Py_ssize_t n, Py_ssize_t nc, Py_ssize_t ps,
-                       Py_ssize_t cs, const floating *w, double *out) noexcept nogil:
+                       Py_ssize_t cs, const floating *w, const double *shift,
+                       double *out) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_wdot(x, n, nc, ps, cs, w, out)
+        kernels_f32().tile_wdot(x, n, nc, ps, cs, w, shift, out)
     else:
-        kernels_f64().tile_wdot(x, n, nc, ps, cs, w, out)
+        kernels_f64().tile_wdot(x, n, nc, ps, cs, w, shift, out)
 
 
 cdef inline void _prob(const floating *x, const floating *y, Py_ssize_t n, Py_ssize_t nc,
-                       Py_ssize_t ps, Py_ssize_t cs, const floating *w, double *wyx,
-                       double *wy) noexcept nogil:
+                       Py_ssize_t ps, Py_ssize_t cs, const floating *w,
+                       const double *shift, double *wyx, double *wy) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_prob(x, y, n, nc, ps, cs, w, wyx, wy)
+        kernels_f32().tile_prob(x, y, n, nc, ps, cs, w, shift, wyx, wy)
     else:
-        kernels_f64().tile_prob(x, y, n, nc, ps, cs, w, wyx, wy)
+        kernels_f64().tile_prob(x, y, n, nc, ps, cs, w, shift, wyx, wy)
 
 
 cdef inline void _grad(const floating *x, floating *g, Py_ssize_t n, Py_ssize_t nc,
-                       Py_ssize_t ps, Py_ssize_t cs, const double *lse, const double *a,
-                       const double *beta, const floating *w, const floating *y,
+                       Py_ssize_t ps, Py_ssize_t cs, const double *shift,
+                       const double *logsum, const double *a, const double *beta,
+                       const floating *w, const floating *y,
                        const double *gamma) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_grad(x, g, n, nc, ps, cs, lse, a, beta, w, y, gamma)
+        kernels_f32().tile_grad(x, g, n, nc, ps, cs, shift, logsum, a, beta, w, y, gamma)
     else:
-        kernels_f64().tile_grad(x, g, n, nc, ps, cs, lse, a, beta, w, y, gamma)
+        kernels_f64().tile_grad(x, g, n, nc, ps, cs, shift, logsum, a, beta, w, y, gamma)
 
 
 cdef inline bint _ignored(long long t, const Problem *pb) noexcept nogil:
@@ -117,7 +120,8 @@ cdef inline double _upstream(const Problem *pb, Py_ssize_t pos) noexcept nogil:
 
 cdef void _finish_index(const floating *x, Py_ssize_t ps, Py_ssize_t cs,
                         const index_t *target, Py_ssize_t first, Py_ssize_t n,
-                        const double *lse, const double *dot, const Problem *pb,
+                        const double *shift, const double *logsum, const double *dot,
+                        const Problem *pb,
                         double *a, double *beta, double *sums,
                         Py_ssize_t *bad) noexcept nogil:
     """Losses of positions first..first+n (element (p, c) at x[p*ps + c*cs]).
@@ -142,9 +146,9 @@ cdef void _finish_index(const floating *x, Py_ssize_t ps, Py_ssize_t cs,
             continue
         wt = w[t] if w != NULL else 1.0
         # -w_t log p_t, plus the smoothing term -(eps/C) sum_c w_c log p_c
-        l = -keep * wt * (x[p * ps + t * cs] - lse[p])
+        l = -keep * wt * ((x[p * ps + t * cs] - shift[p]) - logsum[p])
         if pb.eps > 0:
-            l = l - smooth * (dot[p] - pb.weight_total * lse[p])
+            l = l - smooth * (dot[p] - pb.weight_total * logsum[p])
         sums[0] += l
         sums[1] += wt
         if loss_out != NULL:
@@ -179,7 +183,7 @@ cdef void _fix_index_grad(floating *g, Py_ssize_t ps, Py_ssize_t cs,
 
 
 cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
-                       const double *lse, const double *dot, const double *wyx,
+                       const double *logsum, const double *dot, const double *wyx,
                        const double *wy, const Problem *pb, double *a, double *beta,
                        double *gamma, double *sums) noexcept nogil:
     """Losses of positions first..first+n; loss_out is pb.loss_out typed."""
@@ -189,9 +193,9 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
     cdef Py_ssize_t p
     for p in range(n):
         # -sum_c w_c y'_c log p_c with y' = (1 - eps) y + eps / C
-        l = -keep * (wyx[p] - lse[p] * wy[p])
+        l = -keep * (wyx[p] - logsum[p] * wy[p])
         if pb.eps > 0:
-            l = l - smooth * (dot[p] - pb.weight_total * lse[p])
+            l = l - smooth * (dot[p] - pb.weight_total * logsum[p])
         sums[0] += l
         if loss_out != NULL:
             loss_out[first + p] = <floating> l
@@ -206,7 +210,8 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
 
 cdef void _index_tile(const floating *x, const index_t *target, const Problem *pb,
                       const Tiling *tl, Py_ssize_t k) noexcept nogil:
-    cdef double lse[TILE_MAX]
+    cdef double shift[TILE_MAX]
+    cdef double logsum[TILE_MAX]
     cdef double dot[TILE_MAX]
     cdef double a[TILE_MAX]
     cdef double beta[TILE_MAX]
@@ -219,10 +224,11 @@ cdef void _index_tile(const floating *x, const index_t *target, const Problem *p
     sums[0] = 0.0
     sums[1] = 0.0
 
-    _lse(xt, n, tl.n_cls, tl.ps, tl.cs, lse)
+    _lse(xt, n, tl.n_cls, tl.ps, tl.cs, shift, logsum)
     if smoothing:
-        _wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, dot)
-    _finish_index(xt, tl.ps, tl.cs, target, first, n, lse, dot, pb, a, beta, sums, &bad)
+        _wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, shift, dot)
+    _finish_index(xt, tl.ps, tl.cs, target, first, n, shift, logsum, dot, pb, a, beta,
+                  sums, &bad)
     pb.tile_loss[k] = sums[0]
     pb.tile_weight[k] = sums[1]
     pb.tile_bad[k] = bad
@@ -230,17 +236,18 @@ cdef void _index_tile(const floating *x, const index_t *target, const Problem *p
         return
     cdef floating *gt = (<floating *> pb.grad) + base
     if smoothing:
-        _grad(xt, gt, n, tl.n_cls, tl.ps, tl.cs, lse, a, beta, w,
+        _grad(xt, gt, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, a, beta, w,
               <const floating *> NULL, NULL)
     else:
-        _grad(xt, gt, n, tl.n_cls, tl.ps, tl.cs, lse, a, NULL, <const floating *> NULL,
-              <const floating *> NULL, NULL)
+        _grad(xt, gt, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, a, NULL,
+              <const floating *> NULL, <const floating *> NULL, NULL)
     _fix_index_grad(gt, tl.ps, tl.cs, target, first, n, pb)
 
 
 cdef void _prob_tile(const floating *x, const floating *y, const Problem *pb,
                      const Tiling *tl, Py_ssize_t k) noexcept nogil:
-    cdef double lse[TILE_MAX]
+    cdef double shift[TILE_MAX]
+    cdef double logsum[TILE_MAX]
     cdef double dot[TILE_MAX]
     cdef double wyx[TILE_MAX]
     cdef double wy[TILE_MAX]
@@ -255,15 +262,16 @@ cdef void _prob_tile(const floating *x, const floating *y, const Problem *pb,
     cdef const floating *w = <const floating *> pb.weight
     sums[0] = 0.0
 
-    _lse(xt, n, tl.n_cls, tl.ps, tl.cs, lse)
-    _prob(xt, yt, n, tl.n_cls, tl.ps, tl.cs, w, wyx, wy)
+    _lse(xt, n, tl.n_cls, tl.ps, tl.cs, shift, logsum)
+    _prob(xt, yt, n, tl.n_cls, tl.ps, tl.cs, w, shift, wyx, wy)
     if pb.eps > 0:
-        _wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, dot)
-    _finish_prob(<floating *> pb.loss_out, first, n, lse, dot, wyx, wy, pb, a, beta, gamma, sums)
+        _wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, shift, dot)
+    _finish_prob(<floating *> pb.loss_out, first, n, logsum, dot, wyx, wy, pb, a, beta,
+                 gamma, sums)
     pb.tile_loss[k] = sums[0]
     if pb.grad != NULL:
-        _grad(xt, (<floating *> pb.grad) + base, n, tl.n_cls, tl.ps, tl.cs, lse, a, beta,
-              w, yt, gamma)
+        _grad(xt, (<floating *> pb.grad) + base, n, tl.n_cls, tl.ps, tl.cs, shift, logsum,
+              a, beta, w, yt, gamma)
 
 
 cdef void _nll_tile(const floating *x, const index_t *target, const Problem *pb,
@@ -359,54 +367,79 @@ cdef void _run_prob_tiles(const floating *x, const floating *y, const Problem *p
 
 # ------------------------------------------------- split rows (huge C) --
 
+cdef enum:
+    # per-chunk statistics kept in the split path's scratch, n_chunks each
+    CHUNK_SHIFT = 0
+    CHUNK_LOGSUM = 1
+    CHUNK_DOT = 2
+    CHUNK_WEIGHT = 3
+    CHUNK_WYX = 4
+    CHUNK_WY = 5
+    CHUNK_STATS = 6
+
+
 cdef void _chunk_stats(const floating *x, const floating *y, const Problem *pb,
-                       const Split *sp, Py_ssize_t k, double *chunk_lse,
-                       double *chunk_dot, double *chunk_wyx,
-                       double *chunk_wy) noexcept nogil:
+                       const Split *sp, Py_ssize_t k, double *scratch) noexcept nogil:
     """Step 1 on class chunk k (its own function: prange bodies must not
     assign locals through pointers, which Cython would leave shared)."""
     cdef const floating *w = <const floating *> pb.weight
-    cdef Py_ssize_t r, c0, n
+    cdef Py_ssize_t r, c0, n, c
     cdef Py_ssize_t off = chunk_start(sp, k, &r, &c0, &n)
-    _lse(x + off, 1, n, n, 1, &chunk_lse[k])
+    cdef Py_ssize_t nk = sp.n_chunks
+    cdef const floating *wc = (w + c0) if w != NULL else NULL
+    cdef double wsum = 0.0
+    _lse(x + off, 1, n, n, 1, &scratch[CHUNK_SHIFT * nk + k], &scratch[CHUNK_LOGSUM * nk + k])
+    scratch[CHUNK_DOT * nk + k] = 0.0
+    scratch[CHUNK_WYX * nk + k] = 0.0
+    scratch[CHUNK_WY * nk + k] = 0.0
     if pb.eps > 0:
-        _wdot(x + off, 1, n, n, 1, (w + c0) if w != NULL else NULL, &chunk_dot[k])
-    else:
-        chunk_dot[k] = 0.0
+        _wdot(x + off, 1, n, n, 1, wc, &scratch[CHUNK_SHIFT * nk + k],
+              &scratch[CHUNK_DOT * nk + k])
+        if wc != NULL:
+            for c in range(n):
+                wsum += wc[c]
+        else:
+            wsum = <double> n
+    scratch[CHUNK_WEIGHT * nk + k] = wsum
     if y != NULL:
-        _prob(x + off, y + off, 1, n, n, 1, (w + c0) if w != NULL else NULL,
-              &chunk_wyx[k], &chunk_wy[k])
-    else:
-        chunk_wyx[k] = 0.0
-        chunk_wy[k] = 0.0
+        _prob(x + off, y + off, 1, n, n, 1, wc, &scratch[CHUNK_SHIFT * nk + k],
+              &scratch[CHUNK_WYX * nk + k], &scratch[CHUNK_WY * nk + k])
 
 
 cdef void _split_stats(const floating *x, const floating *y, const Problem *pb,
-                       const Split *sp, double *chunk_lse, double *chunk_dot,
-                       double *chunk_wyx, double *chunk_wy, int n_threads) noexcept nogil:
+                       const Split *sp, double *scratch, int n_threads) noexcept nogil:
     """Step 1 on every class chunk in parallel."""
     cdef Py_ssize_t k
     for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
-        _chunk_stats(x, y, pb, sp, k, chunk_lse, chunk_dot, chunk_wyx, chunk_wy)
+        _chunk_stats(x, y, pb, sp, k, scratch)
 
 
-cdef void _split_combine(const Split *sp, const double *chunk, double *row,
-                         bint is_lse) noexcept nogil:
-    cdef Py_ssize_t r, k
-    cdef double s
+cdef void _split_combine(const Split *sp, const double *scratch, double *shift,
+                         double *logsum, double *dot, double *wyx,
+                         double *wy) noexcept nogil:
+    """Per row, in chunk order: merged (shift, logsum), and the class sums
+    moved from each chunk's shift to the row's."""
+    cdef Py_ssize_t r, k, j
+    cdef Py_ssize_t nk = sp.n_chunks
+    cdef double moved
     for r in range(sp.rows):
-        if is_lse:
-            row[r] = combine_lse(chunk + r * sp.chunks_per_row, sp.chunks_per_row)
-        else:
-            s = 0.0
-            for k in range(sp.chunks_per_row):
-                s += chunk[r * sp.chunks_per_row + k]
-            row[r] = s
+        j = r * sp.chunks_per_row
+        combine_chunks(&scratch[CHUNK_SHIFT * nk + j], &scratch[CHUNK_LOGSUM * nk + j],
+                       sp.chunks_per_row, &shift[r], &logsum[r])
+        dot[r] = 0.0
+        wyx[r] = 0.0
+        wy[r] = 0.0
+        for k in range(j, j + sp.chunks_per_row):
+            moved = scratch[CHUNK_SHIFT * nk + k] - shift[r]
+            dot[r] += scratch[CHUNK_DOT * nk + k] + moved * scratch[CHUNK_WEIGHT * nk + k]
+            wyx[r] += scratch[CHUNK_WYX * nk + k] + moved * scratch[CHUNK_WY * nk + k]
+            wy[r] += scratch[CHUNK_WY * nk + k]
 
 
 cdef void _chunk_write(const floating *x, const floating *y, const Problem *pb,
-                       const Split *sp, Py_ssize_t k, const double *lse, const double *a,
-                       const double *beta, const double *gamma) noexcept nogil:
+                       const Split *sp, Py_ssize_t k, const double *shift,
+                       const double *logsum, const double *a, const double *beta,
+                       const double *gamma) noexcept nogil:
     """Step 3 on class chunk k."""
     cdef const floating *w = <const floating *> pb.weight
     cdef floating *g = <floating *> pb.grad
@@ -414,32 +447,33 @@ cdef void _chunk_write(const floating *x, const floating *y, const Problem *pb,
     cdef Py_ssize_t off = chunk_start(sp, k, &r, &c0, &n)
     cdef const floating *wc = (w + c0) if w != NULL else NULL
     if y != NULL:
-        _grad(x + off, g + off, 1, n, n, 1, &lse[r], &a[r], &beta[r], wc, y + off,
-              &gamma[r])
+        _grad(x + off, g + off, 1, n, n, 1, &shift[r], &logsum[r], &a[r], &beta[r], wc,
+              y + off, &gamma[r])
     elif pb.eps > 0:
-        _grad(x + off, g + off, 1, n, n, 1, &lse[r], &a[r], &beta[r], wc,
+        _grad(x + off, g + off, 1, n, n, 1, &shift[r], &logsum[r], &a[r], &beta[r], wc,
               <const floating *> NULL, NULL)
     else:
-        _grad(x + off, g + off, 1, n, n, 1, &lse[r], &a[r], NULL,
+        _grad(x + off, g + off, 1, n, n, 1, &shift[r], &logsum[r], &a[r], NULL,
               <const floating *> NULL, <const floating *> NULL, NULL)
 
 
 cdef void _split_write(const floating *x, const floating *y, const Problem *pb,
-                       const Split *sp, const double *lse, const double *a,
-                       const double *beta, const double *gamma,
+                       const Split *sp, const double *shift, const double *logsum,
+                       const double *a, const double *beta, const double *gamma,
                        int n_threads) noexcept nogil:
     """Step 3 on every class chunk in parallel."""
     cdef Py_ssize_t k
     for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
-        _chunk_write(x, y, pb, sp, k, lse, a, beta, gamma)
+        _chunk_write(x, y, pb, sp, k, shift, logsum, a, beta, gamma)
 
 
 cdef void _run_split(const floating *x, const index_t *target, const floating *y,
                      const Problem *pb, const Split *sp, double *scratch,
                      int n_threads) noexcept nogil:
     """Index targets (y == NULL) or probability targets over a few huge rows.
-    scratch: 4 * n_chunks doubles."""
-    cdef double lse[SPLIT_MAX_ROWS]
+    scratch: CHUNK_STATS * n_chunks doubles."""
+    cdef double shift[SPLIT_MAX_ROWS]
+    cdef double logsum[SPLIT_MAX_ROWS]
     cdef double dot[SPLIT_MAX_ROWS]
     cdef double wyx[SPLIT_MAX_ROWS]
     cdef double wy[SPLIT_MAX_ROWS]
@@ -448,26 +482,22 @@ cdef void _run_split(const floating *x, const index_t *target, const floating *y
     cdef double gamma[SPLIT_MAX_ROWS]
     cdef double sums[2]
     cdef Py_ssize_t bad = -1
-    cdef Py_ssize_t nk = sp.n_chunks
     sums[0] = 0.0
     sums[1] = 0.0
-    _split_stats(x, y, pb, sp, scratch, scratch + nk, scratch + 2 * nk, scratch + 3 * nk,
-                 n_threads)
-    _split_combine(sp, scratch, lse, True)
-    _split_combine(sp, scratch + nk, dot, False)
+    _split_stats(x, y, pb, sp, scratch, n_threads)
+    _split_combine(sp, scratch, shift, logsum, dot, wyx, wy)
     if y == NULL:
-        _finish_index(x, sp.n_cls, 1, target, 0, sp.rows, lse, dot, pb, a, beta, sums,
-                      &bad)
+        _finish_index(x, sp.n_cls, 1, target, 0, sp.rows, shift, logsum, dot, pb, a, beta,
+                      sums, &bad)
     else:
-        _split_combine(sp, scratch + 2 * nk, wyx, False)
-        _split_combine(sp, scratch + 3 * nk, wy, False)
-        _finish_prob(<floating *> pb.loss_out, 0, sp.rows, lse, dot, wyx, wy, pb, a, beta, gamma, sums)
+        _finish_prob(<floating *> pb.loss_out, 0, sp.rows, logsum, dot, wyx, wy, pb, a,
+                     beta, gamma, sums)
     pb.tile_loss[0] = sums[0]
     pb.tile_weight[0] = sums[1]
     pb.tile_bad[0] = bad
     if pb.grad == NULL:
         return
-    _split_write(x, y, pb, sp, lse, a, beta, gamma, n_threads)
+    _split_write(x, y, pb, sp, shift, logsum, a, beta, gamma, n_threads)
     if y == NULL:
         _fix_index_grad(<floating *> pb.grad, sp.n_cls, 1, target, 0, sp.rows, pb)
 
@@ -504,7 +534,8 @@ def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weigh
     tile_loss = np.zeros(n_tiles, dtype=np.float64)
     tile_weight = np.zeros(n_tiles, dtype=np.float64)
     tile_bad = np.full(n_tiles, -1, dtype=np.intp)
-    cdef double[::1] scratch = np.empty(4 * sp.n_chunks if split else 1, dtype=np.float64)
+    cdef double[::1] scratch = np.empty(CHUNK_STATS * sp.n_chunks if split else 1,
+                                        dtype=np.float64)
     cdef Problem pb = _problem(n_cls, weight, weight_total, ignore_index, label_smoothing,
                                None, loss_out, grad, gout, gscale,
                                tile_loss, tile_weight, tile_bad)
@@ -551,7 +582,8 @@ def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_tota
     tile_loss = np.zeros(n_tiles, dtype=np.float64)
     tile_weight = np.zeros(n_tiles, dtype=np.float64)
     tile_bad = np.full(n_tiles, -1, dtype=np.intp)
-    cdef double[::1] scratch = np.empty(4 * sp.n_chunks if split else 1, dtype=np.float64)
+    cdef double[::1] scratch = np.empty(CHUNK_STATS * sp.n_chunks if split else 1,
+                                        dtype=np.float64)
     cdef Problem pb = _problem(n_cls, weight, weight_total, -100, label_smoothing, y,
                                loss_out, grad, gout, gscale,
                                tile_loss, tile_weight, tile_bad)

@@ -4,18 +4,20 @@ cdef extern from "simd.h" nogil:
 
     ctypedef struct fce_kernels_f32:
         void tile_lse(const float *x, fce_intp np_, fce_intp nc, fce_intp ps,
-                      fce_intp cs, double *lse) noexcept nogil
+                      fce_intp cs, double *shift, double *logsum) noexcept nogil
         void tile_wdot(const float *x, fce_intp np_, fce_intp nc, fce_intp ps,
-                       fce_intp cs, const float *w, double *out) noexcept nogil
+                       fce_intp cs, const float *w, const double *shift,
+                       double *out) noexcept nogil
         void tile_prob(const float *x, const float *y, fce_intp np_, fce_intp nc,
-                       fce_intp ps, fce_intp cs, const float *w, double *wyx,
-                       double *wy) noexcept nogil
+                       fce_intp ps, fce_intp cs, const float *w, const double *shift,
+                       double *wyx, double *wy) noexcept nogil
         void tile_grad(const float *x, float *g, fce_intp np_, fce_intp nc,
-                       fce_intp ps, fce_intp cs, const double *lse, const double *a,
-                       const double *beta, const float *w, const float *y,
-                       const double *gamma) noexcept nogil
-        void tile_sub_lse(const float *x, float *out, fce_intp np_, fce_intp nc,
-                          fce_intp ps, fce_intp cs, const double *lse) noexcept nogil
+                       fce_intp ps, fce_intp cs, const double *shift,
+                       const double *logsum, const double *a, const double *beta,
+                       const float *w, const float *y, const double *gamma) noexcept nogil
+        void tile_log_softmax(const float *x, float *out, fce_intp np_, fce_intp nc,
+                              fce_intp ps, fce_intp cs, const double *shift,
+                              const double *logsum) noexcept nogil
         double bce_logits(const float *x, const float *y, fce_intp n, const float *w,
                           fce_intp ws, const float *pw, fce_intp pws, float *loss_out,
                           float *grad, const float *gout, fce_intp gos,
@@ -27,18 +29,20 @@ cdef extern from "simd.h" nogil:
 
     ctypedef struct fce_kernels_f64:
         void tile_lse(const double *x, fce_intp np_, fce_intp nc, fce_intp ps,
-                      fce_intp cs, double *lse) noexcept nogil
+                      fce_intp cs, double *shift, double *logsum) noexcept nogil
         void tile_wdot(const double *x, fce_intp np_, fce_intp nc, fce_intp ps,
-                       fce_intp cs, const double *w, double *out) noexcept nogil
+                       fce_intp cs, const double *w, const double *shift,
+                       double *out) noexcept nogil
         void tile_prob(const double *x, const double *y, fce_intp np_, fce_intp nc,
-                       fce_intp ps, fce_intp cs, const double *w, double *wyx,
-                       double *wy) noexcept nogil
+                       fce_intp ps, fce_intp cs, const double *w, const double *shift,
+                       double *wyx, double *wy) noexcept nogil
         void tile_grad(const double *x, double *g, fce_intp np_, fce_intp nc,
-                       fce_intp ps, fce_intp cs, const double *lse, const double *a,
-                       const double *beta, const double *w, const double *y,
-                       const double *gamma) noexcept nogil
-        void tile_sub_lse(const double *x, double *out, fce_intp np_, fce_intp nc,
-                          fce_intp ps, fce_intp cs, const double *lse) noexcept nogil
+                       fce_intp ps, fce_intp cs, const double *shift,
+                       const double *logsum, const double *a, const double *beta,
+                       const double *w, const double *y, const double *gamma) noexcept nogil
+        void tile_log_softmax(const double *x, double *out, fce_intp np_, fce_intp nc,
+                              fce_intp ps, fce_intp cs, const double *shift,
+                              const double *logsum) noexcept nogil
         double bce_logits(const double *x, const double *y, fce_intp n, const double *w,
                           fce_intp ws, const double *pw, fce_intp pws, double *loss_out,
                           double *grad, const double *gout, fce_intp gos,

@@ -9,12 +9,13 @@ huge rows take the split path (chunk log-sum-exps in parallel, combined per
 row in chunk order, outputs written per chunk in parallel).
 """
 from cython.parallel cimport prange
+from libc.math cimport INFINITY
 cimport numpy as cnp
 import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64
 from fastce._kernels._tiles cimport (
-    Split, Tiling, chunk_start, combine_lse, make_split, make_tiling, tile_start,
+    Split, Tiling, chunk_start, combine_chunks, make_split, make_tiling, tile_start,
     use_split)
 
 cnp.import_array()
@@ -31,44 +32,50 @@ cdef enum:
 
 
 cdef inline void _write(const floating *x, floating *out, Py_ssize_t n, Py_ssize_t nc,
-                        Py_ssize_t ps, Py_ssize_t cs, const double *lse,
-                        int what) noexcept nogil:
-    """log_softmax (x - lse) or softmax (exp(x - lse)) of n positions."""
+                        Py_ssize_t ps, Py_ssize_t cs, const double *shift,
+                        const double *logsum, int what) noexcept nogil:
+    """log_softmax or softmax of n positions; logsumexp is shift + logsum,
+    +inf for a row holding +inf (as torch.logsumexp; log_softmax is NaN)."""
     cdef double ones[TILE_MAX]
     cdef Py_ssize_t p
-    if what == LOG_SOFTMAX:
+    if what == LOGSUMEXP:
+        for p in range(n):
+            out[p] = <floating> (INFINITY if shift[p] == INFINITY else shift[p] + logsum[p])
+    elif what == LOG_SOFTMAX:
         if floating is float:
-            kernels_f32().tile_sub_lse(x, out, n, nc, ps, cs, lse)
+            kernels_f32().tile_log_softmax(x, out, n, nc, ps, cs, shift, logsum)
         else:
-            kernels_f64().tile_sub_lse(x, out, n, nc, ps, cs, lse)
+            kernels_f64().tile_log_softmax(x, out, n, nc, ps, cs, shift, logsum)
     else:
         for p in range(n):
             ones[p] = 1.0
         if floating is float:
-            kernels_f32().tile_grad(x, out, n, nc, ps, cs, lse, ones, NULL, NULL, NULL, NULL)
+            kernels_f32().tile_grad(x, out, n, nc, ps, cs, shift, logsum, ones, NULL, NULL,
+                                    NULL, NULL)
         else:
-            kernels_f64().tile_grad(x, out, n, nc, ps, cs, lse, ones, NULL, NULL, NULL, NULL)
+            kernels_f64().tile_grad(x, out, n, nc, ps, cs, shift, logsum, ones, NULL, NULL,
+                                    NULL, NULL)
 
 
 cdef inline void _lse(const floating *x, Py_ssize_t n, Py_ssize_t nc, Py_ssize_t ps,
-                      Py_ssize_t cs, double *lse) noexcept nogil:
+                      Py_ssize_t cs, double *shift, double *logsum) noexcept nogil:
     if floating is float:
-        kernels_f32().tile_lse(x, n, nc, ps, cs, lse)
+        kernels_f32().tile_lse(x, n, nc, ps, cs, shift, logsum)
     else:
-        kernels_f64().tile_lse(x, n, nc, ps, cs, lse)
+        kernels_f64().tile_lse(x, n, nc, ps, cs, shift, logsum)
 
 
 cdef void _tile(const floating *x, floating *out, const Tiling *tl, int what,
                 Py_ssize_t k) noexcept nogil:
-    cdef double lse[TILE_MAX]
-    cdef Py_ssize_t first, n, p
+    cdef double shift[TILE_MAX]
+    cdef double logsum[TILE_MAX]
+    cdef Py_ssize_t first, n
     cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
-    _lse(x + base, n, tl.n_cls, tl.ps, tl.cs, lse)
+    _lse(x + base, n, tl.n_cls, tl.ps, tl.cs, shift, logsum)
     if what == LOGSUMEXP:
-        for p in range(n):
-            out[first + p] = <floating> lse[p]
+        _write(x, out + first, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, what)
     else:
-        _write(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs, lse, what)
+        _write(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, what)
 
 
 cdef void _run_tiles(const floating *x, floating *out, const Tiling *tl, int what,
@@ -79,30 +86,33 @@ cdef void _run_tiles(const floating *x, floating *out, const Tiling *tl, int wha
 
 
 cdef void _chunk(const floating *x, floating *out, const Split *sp, int what,
-                 Py_ssize_t k, double *chunk_lse, const double *row_lse) noexcept nogil:
-    """Chunk k: its log-sum-exp (row_lse == NULL) or its outputs (prange
-    bodies must not assign locals through pointers: they would be shared)."""
+                 Py_ssize_t k, double *chunk_stats, const double *row_stats) noexcept nogil:
+    """Chunk k: its (shift, logsum) (row_stats == NULL) or its outputs.  Its
+    own function: prange bodies must not assign locals through pointers,
+    which Cython would leave shared."""
     cdef Py_ssize_t r, c0, n
     cdef Py_ssize_t off = chunk_start(sp, k, &r, &c0, &n)
-    if row_lse == NULL:
-        _lse(x + off, 1, n, n, 1, &chunk_lse[k])
+    if row_stats == NULL:
+        _lse(x + off, 1, n, n, 1, &chunk_stats[k], &chunk_stats[sp.n_chunks + k])
     else:
-        _write(x + off, out + off, 1, n, n, 1, &row_lse[r], what)
+        _write(x + off, out + off, 1, n, n, 1, &row_stats[r], &row_stats[sp.rows + r], what)
 
 
 cdef void _run_split(const floating *x, floating *out, const Split *sp, int what,
-                     double *chunk_lse, double *row_lse, int n_threads) noexcept nogil:
+                     double *chunk_stats, double *row_stats, int n_threads) noexcept nogil:
+    """chunk_stats: shifts then logsums of the chunks; row_stats: of the rows."""
     cdef Py_ssize_t k, r
     for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
-        _chunk(x, out, sp, what, k, chunk_lse, NULL)
+        _chunk(x, out, sp, what, k, chunk_stats, NULL)
     for r in range(sp.rows):
-        row_lse[r] = combine_lse(chunk_lse + r * sp.chunks_per_row, sp.chunks_per_row)
-        if what == LOGSUMEXP:
-            out[r] = <floating> row_lse[r]
+        combine_chunks(&chunk_stats[r * sp.chunks_per_row],
+                       &chunk_stats[sp.n_chunks + r * sp.chunks_per_row],
+                       sp.chunks_per_row, &row_stats[r], &row_stats[sp.rows + r])
     if what == LOGSUMEXP:
+        _write(x, out, sp.rows, sp.n_cls, sp.n_cls, 1, row_stats, &row_stats[sp.rows], what)
         return
     for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
-        _chunk(x, out, sp, what, k, chunk_lse, row_lse)
+        _chunk(x, out, sp, what, k, chunk_stats, row_stats)
 
 
 def softmax_family(cnp.ndarray x, cnp.ndarray out, str what, Py_ssize_t outer,
@@ -117,7 +127,7 @@ def softmax_family(cnp.ndarray x, cnp.ndarray out, str what, Py_ssize_t outer,
     cdef bint split = use_split(outer, n_cls, inner)
     cdef Tiling tl = make_tiling(outer, n_cls, inner)
     cdef Split sp = make_split(outer, n_cls)
-    cdef double[::1] scratch = np.empty(sp.n_chunks + outer if split else 1,
+    cdef double[::1] scratch = np.empty(2 * (sp.n_chunks + outer) if split else 1,
                                         dtype=np.float64)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *op = cnp.PyArray_DATA(out)
@@ -125,10 +135,10 @@ def softmax_family(cnp.ndarray x, cnp.ndarray out, str what, Py_ssize_t outer,
     with nogil:
         if split and f32:
             _run_split(<const float *> xp, <float *> op, &sp, w, &scratch[0],
-                       &scratch[sp.n_chunks], n_threads)
+                       &scratch[2 * sp.n_chunks], n_threads)
         elif split:
             _run_split(<const double *> xp, <double *> op, &sp, w, &scratch[0],
-                       &scratch[sp.n_chunks], n_threads)
+                       &scratch[2 * sp.n_chunks], n_threads)
         elif f32:
             _run_tiles(<const float *> xp, <float *> op, &tl, w, n_threads)
         else:

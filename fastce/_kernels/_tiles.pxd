@@ -110,17 +110,22 @@ cdef inline Py_ssize_t chunk_start(const Split *s, Py_ssize_t k, Py_ssize_t *row
     return row[0] * s.n_cls + first_cls[0]
 
 
-cdef inline double combine_lse(const double *chunk_lse, Py_ssize_t n) noexcept nogil:
-    """log(sum_k exp(chunk_lse[k])) in chunk order."""
-    cdef double m = -INFINITY, s = 0.0, shift
+cdef inline void combine_chunks(const double *shift, const double *logsum,
+                                Py_ssize_t n, double *row_shift,
+                                double *row_logsum) noexcept nogil:
+    """Merge the (shift, logsum) of a row's n chunks, in chunk order: the row
+    shift is the largest shift of a chunk that holds a finite term."""
+    cdef double m = -INFINITY, s = 0.0
     cdef Py_ssize_t k
     for k in range(n):
-        if chunk_lse[k] > m:
-            m = chunk_lse[k]
-    shift = m if m - m == 0 else 0.0
+        if logsum[k] != -INFINITY and shift[k] > m:
+            m = shift[k]
+    if m == -INFINITY:
+        m = 0.0
     for k in range(n):
-        s += exp(chunk_lse[k] - shift)
-    return shift + log(s)
+        s += exp((shift[k] - m) + logsum[k])
+    row_shift[0] = m
+    row_logsum[0] = log(s)
 
 
 cdef inline Py_ssize_t parallel_units(Py_ssize_t outer, Py_ssize_t n_cls,

@@ -15,18 +15,21 @@ typedef ptrdiff_t fce_intp;
 #define FCE_DECLARE_TABLE(T, DT)                                                  \
     typedef struct {                                                              \
         void (*tile_lse)(const T *x, fce_intp np_, fce_intp nc, fce_intp ps,     \
-                         fce_intp cs, double *lse);                              \
+                         fce_intp cs, double *shift, double *logsum);            \
         void (*tile_wdot)(const T *x, fce_intp np_, fce_intp nc, fce_intp ps,    \
-                          fce_intp cs, const T *w, double *out);                 \
+                          fce_intp cs, const T *w, const double *shift,          \
+                          double *out);                                          \
         void (*tile_prob)(const T *x, const T *y, fce_intp np_, fce_intp nc,     \
-                          fce_intp ps, fce_intp cs, const T *w, double *wyx,     \
-                          double *wy);                                           \
+                          fce_intp ps, fce_intp cs, const T *w,                  \
+                          const double *shift, double *wyx, double *wy);         \
         void (*tile_grad)(const T *x, T *g, fce_intp np_, fce_intp nc,           \
-                          fce_intp ps, fce_intp cs, const double *lse,           \
-                          const double *a, const double *beta, const T *w,       \
-                          const T *y, const double *gamma);                      \
-        void (*tile_sub_lse)(const T *x, T *out, fce_intp np_, fce_intp nc,      \
-                             fce_intp ps, fce_intp cs, const double *lse);       \
+                          fce_intp ps, fce_intp cs, const double *shift,         \
+                          const double *logsum, const double *a,                 \
+                          const double *beta, const T *w, const T *y,            \
+                          const double *gamma);                                  \
+        void (*tile_log_softmax)(const T *x, T *out, fce_intp np_, fce_intp nc,  \
+                                 fce_intp ps, fce_intp cs, const double *shift,  \
+                                 const double *logsum);                          \
         double (*bce_logits)(const T *x, const T *y, fce_intp n, const T *w,     \
                              fce_intp ws, const T *pw, fce_intp pws,             \
                              T *loss_out, T *grad, const T *gout, fce_intp gos,  \
