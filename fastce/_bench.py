@@ -15,9 +15,9 @@ What it measures, per workload and thread count, in one process:
 - the machine floor (SPEC section 5): ``floor_fwd = max(one read of the
   input, one exp per element)`` and ``floor_grad = floor_fwd + one write of
   an input-sized buffer``.  The read is ``np.max(x)``, the write
-  ``buf.fill(0)``; the exp is the fastest of ``np.exp``, ``torch.exp`` and
-  ``fastce.logsumexp`` (at the pass's thread count) on a cache-resident
-  block, less each call's fixed cost, scaled to the input's size.  NumPy
+  ``buf.fill(0)``; the exp is the faster of ``np.exp`` and ``torch.exp``
+  (at the pass's thread count) on a cache-resident block, less each call's
+  fixed cost, scaled to the input's size.  NumPy
   calls run on one thread, so at n threads their time is divided by n: the
   floor of an ideal n-thread kernel.
 
@@ -55,10 +55,8 @@ __all__ = [
 #: page faults of the output buffers, torch's lazy initialisation).
 WARMUP_CALLS = 2
 #: Size of the cache-resident block the exp floor is timed on (input and
-#: output together stay well inside a 1 MB L2), and its row length for
-#: fastce.logsumexp (long rows: the best case of a per-row kernel).
+#: output together stay well inside a 1 MB L2).
 EXP_BLOCK_BYTES = 256 * 1024
-EXP_ROW = 1024
 #: A per-workload time budget never cuts a pass below this many rounds.
 MIN_ROUNDS = 3
 #: Rounds of the three standard runs (``--repeat`` overrides).
@@ -437,20 +435,15 @@ def _implementations(workload: Workload, n_threads: int, torch, include_numpy: b
     # stream the whole output to memory, which is not part of "one exp per
     # element" (it measured slower than the fastce forward itself).  Each
     # candidate's fixed per-call cost is timed on a 16-element call and
-    # subtracted.  Candidates: np.exp, torch.exp, and fastce.logsumexp (whose
-    # max + exp + sum bounds its own exp from above; np.exp and torch.exp
-    # measured slower than it on an AVX-512 machine).
+    # subtracted.  Candidates: np.exp and torch.exp -- never fastce itself,
+    # so the floor does not move with the kernels it judges.
     flat = x.reshape(-1)
     block = np.ascontiguousarray(flat[:min(flat.size, EXP_BLOCK_BYTES // x.itemsize)])
     block_out = np.empty_like(block)
-    block_rows = block.reshape(-1, EXP_ROW) if block.size % EXP_ROW == 0 else block[None]
     tiny = np.ascontiguousarray(flat[:16])
     tiny_out = np.empty_like(tiny)
-    tiny_rows = tiny[None]
     impls["exp_numpy"] = lambda: np.exp(block, out=block_out)
     impls["exp_numpy_call"] = lambda: np.exp(tiny, out=tiny_out)
-    impls["exp_fastce"] = lambda: fastce.logsumexp(block_rows, n_threads=n_threads)
-    impls["exp_fastce_call"] = lambda: fastce.logsumexp(tiny_rows, n_threads=n_threads)
     if torch is not None:
         loss_fn = workload.torch_loss(torch)
         x_tensor = torch.from_numpy(x)
@@ -515,9 +508,9 @@ def _exp_floor(medians, n_threads, scale):
     """(seconds to exp the whole input at the fastest candidate's rate, its
     name) from the block timings of `_implementations`, their per-call
     cost subtracted.  np.exp runs on one thread: at n threads its time is
-    divided by n; torch.exp and fastce.logsumexp already run on n."""
+    divided by n; torch.exp already runs on n."""
     best, source = math.inf, "none"
-    for name, threads_used in (("numpy", 1), ("torch", n_threads), ("fastce", n_threads)):
+    for name, threads_used in (("numpy", 1), ("torch", n_threads)):
         key = f"exp_{name}"
         if key not in medians:
             continue
@@ -853,8 +846,8 @@ def format_table(rows, markdown=False, legend=True):
             f"({_span(r.rounds for r in rows)} rounds).",
             "× faster than torch: torch time / fastce time at the same thread count.",
             "× floor: fastce time / the machine floor: max(one read of the input, "
-            "one exp per element at the fastest in-cache rate of np.exp / torch.exp "
-            "/ fastce.logsumexp), + one write of an input-sized buffer for l+g.",
+            "one exp per element at the faster in-cache rate of np.exp / torch.exp), "
+            "+ one write of an input-sized buffer for l+g.",
             "fwd peak extra: memory the fastce forward allocates (tracemalloc), "
             "against the input's size.",
             "speedup vs 1T: fastce time at 1 thread / at this thread count.",

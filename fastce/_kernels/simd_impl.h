@@ -52,7 +52,8 @@ static FCE_INLINE T FN(exp_nonpos)(T x)
 #if FCE_F64
     const double lo = -708.3964185322641;
     const double magic = 6755399441055744.0;
-    double xc = x < lo ? lo : x;
+    /* no clamp: lanes below lo compute garbage that the last select drops */
+    double xc = x;
     double t = FCE_FMA(xc, 1.4426950408889634, magic);
     double n = t - magic;
     double r = FCE_FMA(-n, 6.93145751953125E-1, xc);
@@ -81,7 +82,7 @@ static FCE_INLINE T FN(exp_nonpos)(T x)
 #else
     const float lo = -87.33654475f;
     const float magic = 12582912.0f;
-    float xc = x < lo ? lo : x;
+    float xc = x;
     float t = FCE_FMA(xc, 1.44269504088896341f, magic);
     float n = t - magic;
     float r = FCE_FMA(-n, 0.693359375f, xc);
@@ -213,6 +214,12 @@ static FCE_INLINE T FN(span_max)(const T *x, npy_intp n)
     return m;
 }
 
+static FCE_INLINE void FN(prefetch_span)(const T *x, npy_intp n)
+{
+    const char *b = (const char *)x, *e = (const char *)(x + n);
+    for (; b < e; b += 64) __builtin_prefetch(b, 0, 3);
+}
+
 /* log-sum-exp of one contiguous row, read once from memory: blocks of
  * FCE_ROW_BLOCK elements (L1-resident) get their max, the running sum is
  * rescaled when the max grows, then the block's exponentials are summed
@@ -223,6 +230,10 @@ static FCE_INLINE void FN(row_lse)(const T *x, npy_intp n, double *shift, double
     double s_run = 0.0;
     for (npy_intp b = 0; b < n; b += FCE_ROW_BLOCK) {
         npy_intp len = n - b < FCE_ROW_BLOCK ? n - b : FCE_ROW_BLOCK;
+        /* ask for what follows this block (the next block, or the next rows
+         * of a tile; a prefetch never faults) so its loads overlap this
+         * block's exps instead of stalling the next max pass */
+        FN(prefetch_span)(x + b + len, FCE_ROW_BLOCK);
         T bm = FN(span_max)(x + b, len);
         if (bm > m_run) {
             /* nothing to rescale while every term so far was exp(-inf) */
