@@ -14,7 +14,7 @@ from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np
 
-from fastce._kernels._runtime cimport kernels_f32, kernels_f64
+from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
 
 cnp.import_array()
 
@@ -171,6 +171,7 @@ def binary(str kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t c
     pb.tile_bad = &tile_bad[0]
     cdef bint logits = kind == "logits"
     cdef bint check = kind == "check_probs"
+    n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef bint f32 = x.dtype == np.float32

@@ -31,7 +31,7 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from fastce._kernels._runtime cimport kernels_f32, kernels_f64
+from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, combine_chunks, make_split, make_tiling, parallel_units,
     tile_start, use_split, SPLIT_MAX_ROWS)
@@ -539,6 +539,7 @@ def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weigh
     cdef Problem pb = _problem(n_cls, weight, weight_total, ignore_index, label_smoothing,
                                None, loss_out, grad, gout, gscale,
                                tile_loss, tile_weight, tile_bad)
+    n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *tp = cnp.PyArray_DATA(target)
     cdef bint f32 = x.dtype == np.float32
@@ -587,6 +588,7 @@ def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_tota
     cdef Problem pb = _problem(n_cls, weight, weight_total, -100, label_smoothing, y,
                                loss_out, grad, gout, gscale,
                                tile_loss, tile_weight, tile_bad)
+    n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef bint f32 = x.dtype == np.float32

@@ -56,4 +56,5 @@ cdef extern from "simd.h" nogil:
 
 
 cdef const fce_kernels_f32 *kernels_f32() noexcept nogil
+cdef int usable_threads(int n_threads) noexcept nogil
 cdef const fce_kernels_f64 *kernels_f64() noexcept nogil

@@ -24,6 +24,9 @@ cdef extern from "fce_omp.h" nogil:
     int FCE_OPENMP_VERSION
     const char *FCE_COMPILER_VERSION
     const char *FCE_CFLAGS
+    void fce_install_fork_handler()
+    int fce_usable_threads(int n)
+    int fce_forked_serial
 
 
 cdef const fce_kernels_f32 *kernels_f32() noexcept nogil:
@@ -32,6 +35,18 @@ cdef const fce_kernels_f32 *kernels_f32() noexcept nogil:
 
 cdef const fce_kernels_f64 *kernels_f64() noexcept nogil:
     return fce_f64
+
+
+cdef int usable_threads(int n_threads) noexcept nogil:
+    """The team size a kernel may use: n_threads, or 1 in a child forked
+    after a parallel region (see fce_omp.h)."""
+    return fce_usable_threads(n_threads)
+
+
+def forked_serial():
+    """True in a child process forked after fastce ran threads: the OpenMP
+    runtime cannot start threads there, so every kernel runs serial."""
+    return bool(fce_forked_serial)
 
 
 def select_arch(str name="auto"):
@@ -78,8 +93,11 @@ def build_info():
         "compiler": FCE_COMPILER_VERSION.decode(errors="replace"),
         "cflags": FCE_CFLAGS.decode(errors="replace"),
         "simd_built": built_archs(),
+        "forked_serial": bool(fce_forked_serial),
     }
 
+
+fce_install_fork_handler()
 
 _requested = os.environ.get("FASTCE_ARCH", "auto").strip() or "auto"
 try:

@@ -13,7 +13,7 @@ from libc.math cimport INFINITY
 cimport numpy as cnp
 import numpy as np
 
-from fastce._kernels._runtime cimport kernels_f32, kernels_f64
+from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, combine_chunks, make_split, make_tiling, tile_start,
     use_split)
@@ -129,6 +129,7 @@ def softmax_family(cnp.ndarray x, cnp.ndarray out, str what, Py_ssize_t outer,
     cdef Split sp = make_split(outer, n_cls)
     cdef double[::1] scratch = np.empty(2 * (sp.n_chunks + outer) if split else 1,
                                         dtype=np.float64)
+    n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *op = cnp.PyArray_DATA(out)
     cdef bint f32 = x.dtype == np.float32
