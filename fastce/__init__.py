@@ -2,13 +2,17 @@
 arrays, with PyTorch's semantics, in Cython + OpenMP.
 
 Layout: ``functional`` (the public functions), ``losses`` (loss objects),
-``_validation`` (input checks), ``_config`` (threads, build information),
+``class_weights`` (per-class weights for imbalanced data), ``_validation``
+(input checks), ``_config`` (threads, build information),
 ``_kernels`` (typed Cython kernels over C SIMD primitives), ``__main__``
 (the command line).
 """
 __version__ = "0.1.0"
 
 from fastce._config import get_num_threads, set_num_threads, show_config
+# the function shadows its module's name on the package, as the API wants
+# fastce.class_weights(...); the module stays importable through importlib
+from fastce.class_weights import class_weights
 from fastce.functional import (
     binary_cross_entropy,
     binary_cross_entropy_and_grad,
@@ -31,5 +35,6 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_and_grad",
     "log_softmax", "softmax", "logsumexp",
     "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss",
+    "class_weights",
     "get_num_threads", "set_num_threads", "show_config",
 ]

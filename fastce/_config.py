@@ -13,6 +13,7 @@ from __future__ import annotations
 import operator
 import sys
 import threading
+from typing import IO
 
 from fastce._kernels import _runtime
 
@@ -40,6 +41,12 @@ def _positive_int(n: object, name: str) -> int:
 def get_num_threads() -> int:
     """Return the number of OpenMP threads the kernels use by default.
 
+    Returns
+    -------
+    n : int
+        The `set_num_threads` value when one is set, else OpenMP's default
+        (``OMP_NUM_THREADS``, else all cores).
+
     Examples
     --------
     >>> import fastce
@@ -54,6 +61,11 @@ def get_num_threads() -> int:
 def set_num_threads(n: int | None) -> None:
     """Set the default number of threads of every kernel (``None``: back to
     OpenMP's default).  A per-call ``n_threads=`` still overrides it.
+
+    Parameters
+    ----------
+    n : int >= 1 or None
+        A value that is not a positive integer raises ValueError.
 
     Examples
     --------
@@ -80,9 +92,14 @@ def resolve_threads(n_threads: object, work: int, units: int) -> int:
     return max(1, min(n, units))
 
 
-def show_config(file=None) -> None:
+def show_config(file: IO[str] | None = None) -> None:
     """Print fastce's version, OpenMP support, thread count, compiler, flags
     and the SIMD variant in use.
+
+    Parameters
+    ----------
+    file : text stream, optional
+        Where to print (default: ``sys.stdout``).
 
     Examples
     --------

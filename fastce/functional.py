@@ -5,12 +5,20 @@ d(loss)/d(input) from one pass over the input.
 Each public function validates through `fastce._validation`, calls one
 kernel, and hands the kernel's float64 sums to `_reduce`, the one place that
 applies a reduction.
+
+Typing: a loss is a NumPy scalar for ``reduction="mean"`` / ``"sum"`` and an
+ndarray for ``"none"``; ``typing.overload`` tells type checkers which one a
+call returns when ``reduction`` is a literal.  The deprecated
+``size_average`` / ``reduce`` can also select "none", so calls that pass
+them (or a ``reduction`` not known statically) get the union `LossValue`.
 """
 from __future__ import annotations
 
 import math
+from typing import Any, Literal, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastce import _validation as v
 from fastce._config import resolve_threads
@@ -21,7 +29,16 @@ __all__ = [
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_and_grad",
     "binary_cross_entropy", "binary_cross_entropy_and_grad",
     "log_softmax", "softmax", "logsumexp",
+    "Reduction", "FloatArray", "LossValue",
 ]
+
+#: The ``reduction`` argument of every loss.
+Reduction = Literal["none", "mean", "sum"]
+#: A floating-point ndarray (float16, float32 or float64).
+FloatArray = NDArray[np.floating[Any]]
+#: A loss whose reduction is not known statically: a NumPy floating scalar
+#: (``"mean"``, ``"sum"``) or an ndarray (``"none"``).
+LossValue = Union[np.floating[Any], FloatArray]
 
 
 def _reduce(reduction, loss_sum, denominator, per_element, shape, dtype):
@@ -128,9 +145,29 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
     return loss, _finish_grad(grad, out, result_dtype, x.shape)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
-                  reduce=None, reduction="mean", label_smoothing=0.0, *, axis=None,
-                  dim=None, n_threads=None):
+@overload
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
+                  reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
+                  *, axis: int | None = ..., dim: int | None = ...,
+                  n_threads: int | None = ...) -> np.floating[Any]: ...
+@overload
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: bool | None = ..., ignore_index: int = ...,
+                  reduce: bool | None = ..., *, reduction: Literal["none"],
+                  label_smoothing: float = ..., axis: int | None = ...,
+                  dim: int | None = ..., n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: bool | None = ..., ignore_index: int = ...,
+                  reduce: bool | None = ..., reduction: Reduction = ...,
+                  label_smoothing: float = ..., *, axis: int | None = ...,
+                  dim: int | None = ..., n_threads: int | None = ...) -> LossValue: ...
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+                  size_average: bool | None = None, ignore_index: int = -100,
+                  reduce: bool | None = None, reduction: Reduction = "mean",
+                  label_smoothing: float = 0.0, *, axis: int | None = None,
+                  dim: int | None = None, n_threads: int | None = None) -> LossValue:
     """Softmax cross-entropy between logits and targets, as
     ``torch.nn.functional.cross_entropy``.
 
@@ -177,10 +214,40 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                        n_threads=n_threads)
 
 
-def cross_entropy_and_grad(input, target, weight=None, size_average=None,
-                           ignore_index=-100, reduce=None, reduction="mean",
-                           label_smoothing=0.0, *, axis=None, dim=None,
-                           grad_output=None, out=None, n_threads=None):
+@overload
+def cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
+        reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ..., *,
+        axis: int | None = ..., dim: int | None = ..., grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
+) -> tuple[np.floating[Any], FloatArray]: ...
+@overload
+def cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., ignore_index: int = ...,
+        reduce: bool | None = ..., *, reduction: Literal["none"],
+        label_smoothing: float = ..., axis: int | None = ..., dim: int | None = ...,
+        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
+        n_threads: int | None = ...,
+) -> tuple[FloatArray, FloatArray]: ...
+@overload
+def cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., ignore_index: int = ...,
+        reduce: bool | None = ..., reduction: Reduction = ...,
+        label_smoothing: float = ..., *, axis: int | None = ..., dim: int | None = ...,
+        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
+        n_threads: int | None = ...,
+) -> tuple[LossValue, FloatArray]: ...
+def cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+        size_average: bool | None = None, ignore_index: int = -100,
+        reduce: bool | None = None, reduction: Reduction = "mean",
+        label_smoothing: float = 0.0, *, axis: int | None = None, dim: int | None = None,
+        grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+        n_threads: int | None = None,
+) -> tuple[LossValue, FloatArray]:
     """`cross_entropy` and its gradient with respect to ``input``, from one
     pass over the input.
 
@@ -220,8 +287,28 @@ label_smoothing, axis, dim, n_threads
                        grad_output=grad_output, out=out, n_threads=n_threads)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,
-             reduce=None, reduction="mean", *, axis=None, dim=None, n_threads=None):
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+             size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
+             reduction: Literal["mean", "sum"] = ..., *, axis: int | None = ...,
+             dim: int | None = ..., n_threads: int | None = ...) -> np.floating[Any]: ...
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+             size_average: bool | None = ..., ignore_index: int = ...,
+             reduce: bool | None = ..., *, reduction: Literal["none"],
+             axis: int | None = ..., dim: int | None = ...,
+             n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+             size_average: bool | None = ..., ignore_index: int = ...,
+             reduce: bool | None = ..., reduction: Reduction = ..., *,
+             axis: int | None = ..., dim: int | None = ...,
+             n_threads: int | None = ...) -> LossValue: ...
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+             size_average: bool | None = None, ignore_index: int = -100,
+             reduce: bool | None = None, reduction: Reduction = "mean", *,
+             axis: int | None = None, dim: int | None = None,
+             n_threads: int | None = None) -> LossValue:
     """Negative log-likelihood of log-probabilities, as
     ``torch.nn.functional.nll_loss``: ``-weight[t] * input[t]`` per element.
 
@@ -236,7 +323,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,
 
     Returns
     -------
-    loss : numpy scalar, or ndarray for reduction="none"
+    loss : numpy scalar of the input's dtype, or ndarray for reduction="none"
 
     Examples
     --------
@@ -251,12 +338,52 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,
                        n_threads=n_threads)
 
 
-def nll_loss_and_grad(input, target, weight=None, size_average=None, ignore_index=-100,
-                      reduce=None, reduction="mean", *, axis=None, dim=None,
-                      grad_output=None, out=None, n_threads=None):
+@overload
+def nll_loss_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
+        reduction: Literal["mean", "sum"] = ..., *, axis: int | None = ...,
+        dim: int | None = ..., grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
+) -> tuple[np.floating[Any], FloatArray]: ...
+@overload
+def nll_loss_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., ignore_index: int = ...,
+        reduce: bool | None = ..., *, reduction: Literal["none"],
+        axis: int | None = ..., dim: int | None = ..., grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
+) -> tuple[FloatArray, FloatArray]: ...
+@overload
+def nll_loss_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., ignore_index: int = ...,
+        reduce: bool | None = ..., reduction: Reduction = ..., *,
+        axis: int | None = ..., dim: int | None = ..., grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
+) -> tuple[LossValue, FloatArray]: ...
+def nll_loss_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+        size_average: bool | None = None, ignore_index: int = -100,
+        reduce: bool | None = None, reduction: Reduction = "mean", *,
+        axis: int | None = None, dim: int | None = None,
+        grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+        n_threads: int | None = None,
+) -> tuple[LossValue, FloatArray]:
     """`nll_loss` and its gradient with respect to ``input``.
 
-    ``grad_output`` and ``out`` as in `cross_entropy_and_grad`.
+    Parameters
+    ----------
+    input, target, weight, size_average, ignore_index, reduce, reduction, \
+axis, dim, n_threads
+        As in `nll_loss`.
+    grad_output, out
+        As in `cross_entropy_and_grad`.
+
+    Returns
+    -------
+    loss : as `nll_loss`
+    grad : ndarray of the input's shape and dtype (``out`` when given)
 
     Examples
     --------
@@ -348,9 +475,33 @@ def _binary_loss(kind, input, target, weight, size_average, reduce, reduction,
     return loss, _finish_grad(grad, out, result_dtype, shape)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
-                                     reduce=None, reduction="mean", pos_weight=None, *,
-                                     n_threads=None):
+@overload
+def binary_cross_entropy_with_logits(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: None = ..., reduce: None = ...,
+        reduction: Literal["mean", "sum"] = ..., pos_weight: ArrayLike | None = ..., *,
+        n_threads: int | None = ...,
+) -> np.floating[Any]: ...
+@overload
+def binary_cross_entropy_with_logits(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ..., *,
+        reduction: Literal["none"], pos_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
+) -> FloatArray: ...
+@overload
+def binary_cross_entropy_with_logits(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ...,
+        reduction: Reduction = ..., pos_weight: ArrayLike | None = ..., *,
+        n_threads: int | None = ...,
+) -> LossValue: ...
+def binary_cross_entropy_with_logits(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+        size_average: bool | None = None, reduce: bool | None = None,
+        reduction: Reduction = "mean", pos_weight: ArrayLike | None = None, *,
+        n_threads: int | None = None,
+) -> LossValue:
     """Binary cross-entropy on logits, as
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -374,6 +525,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         Weight of the positive term, broadcast along the last axis (shape
         (C,) for (N, C) input).
     n_threads : int, optional
+        Threads for this call only (default: `fastce.get_num_threads`).
+
+    Returns
+    -------
+    loss : numpy scalar of the input's dtype, or ndarray of the input's
+        shape for reduction="none"
 
     Examples
     --------
@@ -389,12 +546,54 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
                         pos_weight, want_grad=False, n_threads=n_threads)
 
 
-def binary_cross_entropy_with_logits_and_grad(input, target, weight=None,
-                                              size_average=None, reduce=None,
-                                              reduction="mean", pos_weight=None, *,
-                                              grad_output=None, out=None, n_threads=None):
+@overload
+def binary_cross_entropy_with_logits_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: None = ..., reduce: None = ...,
+        reduction: Literal["mean", "sum"] = ..., pos_weight: ArrayLike | None = ..., *,
+        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
+        n_threads: int | None = ...,
+) -> tuple[np.floating[Any], FloatArray]: ...
+@overload
+def binary_cross_entropy_with_logits_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ..., *,
+        reduction: Literal["none"], pos_weight: ArrayLike | None = ...,
+        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
+        n_threads: int | None = ...,
+) -> tuple[FloatArray, FloatArray]: ...
+@overload
+def binary_cross_entropy_with_logits_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ...,
+        reduction: Reduction = ..., pos_weight: ArrayLike | None = ..., *,
+        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
+        n_threads: int | None = ...,
+) -> tuple[LossValue, FloatArray]: ...
+def binary_cross_entropy_with_logits_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+        size_average: bool | None = None, reduce: bool | None = None,
+        reduction: Reduction = "mean", pos_weight: ArrayLike | None = None, *,
+        grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+        n_threads: int | None = None,
+) -> tuple[LossValue, FloatArray]:
     """`binary_cross_entropy_with_logits` and its gradient with respect to
-    ``input``; ``grad_output`` and ``out`` as in `cross_entropy_and_grad`.
+    ``input``: ``weight * (pos_weight * y + 1 - y) * (sigmoid(x) - p)`` per
+    element, scaled by ``grad_output`` and the reduction, where
+    ``p = pos_weight * y / (pos_weight * y + 1 - y)``.
+
+    Parameters
+    ----------
+    input, target, weight, size_average, reduce, reduction, pos_weight, \
+n_threads
+        As in `binary_cross_entropy_with_logits`.
+    grad_output, out
+        As in `cross_entropy_and_grad`.
+
+    Returns
+    -------
+    loss : as `binary_cross_entropy_with_logits`
+    grad : ndarray of the input's shape and dtype (``out`` when given)
 
     Examples
     --------
@@ -409,8 +608,29 @@ def binary_cross_entropy_with_logits_and_grad(input, target, weight=None,
                         n_threads=n_threads)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
-                         reduction="mean", *, n_threads=None):
+@overload
+def binary_cross_entropy(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: None = ..., reduce: None = ...,
+        reduction: Literal["mean", "sum"] = ..., *, n_threads: int | None = ...,
+) -> np.floating[Any]: ...
+@overload
+def binary_cross_entropy(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ..., *,
+        reduction: Literal["none"], n_threads: int | None = ...,
+) -> FloatArray: ...
+@overload
+def binary_cross_entropy(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ...,
+        reduction: Reduction = ..., *, n_threads: int | None = ...,
+) -> LossValue: ...
+def binary_cross_entropy(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+        size_average: bool | None = None, reduce: bool | None = None,
+        reduction: Reduction = "mean", *, n_threads: int | None = None,
+) -> LossValue:
     """Binary cross-entropy on probabilities, as
     ``torch.nn.functional.binary_cross_entropy``; each log is clamped at
     >= -100.  An input or target outside [0, 1] (NaN included) raises
@@ -425,6 +645,11 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     weight, size_average, reduce, reduction, n_threads
         As in `binary_cross_entropy_with_logits`.
 
+    Returns
+    -------
+    loss : numpy scalar of the input's dtype, or ndarray of the input's
+        shape for reduction="none"
+
     Examples
     --------
     >>> import numpy as np
@@ -436,11 +661,47 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                         want_grad=False, n_threads=n_threads)
 
 
-def binary_cross_entropy_and_grad(input, target, weight=None, size_average=None,
-                                  reduce=None, reduction="mean", *, grad_output=None,
-                                  out=None, n_threads=None):
+@overload
+def binary_cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: None = ..., reduce: None = ...,
+        reduction: Literal["mean", "sum"] = ..., *, grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
+) -> tuple[np.floating[Any], FloatArray]: ...
+@overload
+def binary_cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ..., *,
+        reduction: Literal["none"], grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
+) -> tuple[FloatArray, FloatArray]: ...
+@overload
+def binary_cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+        size_average: bool | None = ..., reduce: bool | None = ...,
+        reduction: Reduction = ..., *, grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
+) -> tuple[LossValue, FloatArray]: ...
+def binary_cross_entropy_and_grad(
+        input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+        size_average: bool | None = None, reduce: bool | None = None,
+        reduction: Reduction = "mean", *, grad_output: ArrayLike | None = None,
+        out: FloatArray | None = None, n_threads: int | None = None,
+) -> tuple[LossValue, FloatArray]:
     """`binary_cross_entropy` and its gradient with respect to ``input``
     (PyTorch's: ``w * g * (p - y) / max((1 - p) * p, 1e-12)``).
+
+    Parameters
+    ----------
+    input, target, weight, size_average, reduce, reduction, n_threads
+        As in `binary_cross_entropy`.
+    grad_output, out
+        As in `cross_entropy_and_grad`.
+
+    Returns
+    -------
+    loss : as `binary_cross_entropy`
+    grad : ndarray of the input's shape and dtype (``out`` when given)
 
     Examples
     --------
@@ -475,9 +736,23 @@ def _softmax_family(what, input, axis, dim, n_threads):
     return out.astype(result_dtype, copy=False)
 
 
-def log_softmax(input, axis=None, *, dim=None, n_threads=None):
+def log_softmax(input: ArrayLike, axis: int | None = None, *, dim: int | None = None,
+                n_threads: int | None = None) -> FloatArray:
     """log(softmax(input)) along ``axis`` (default 1; 0 for 1-D input),
     computed as ``x - logsumexp(x)`` without overflow.
+
+    Parameters
+    ----------
+    input : array_like, float
+        Any shape with at least one axis.
+    axis, dim : int, optional
+        The class axis; ``dim`` is an alias.
+    n_threads : int, optional
+        Threads for this call only.
+
+    Returns
+    -------
+    ndarray of the input's shape and dtype
 
     Examples
     --------
@@ -489,8 +764,18 @@ def log_softmax(input, axis=None, *, dim=None, n_threads=None):
     return _softmax_family("log_softmax", input, axis, dim, n_threads)
 
 
-def softmax(input, axis=None, *, dim=None, n_threads=None):
+def softmax(input: ArrayLike, axis: int | None = None, *, dim: int | None = None,
+            n_threads: int | None = None) -> FloatArray:
     """exp(input) normalised to sum to 1 along ``axis`` (default 1; 0 for 1-D).
+
+    Parameters
+    ----------
+    input, axis, dim, n_threads
+        As in `log_softmax`.
+
+    Returns
+    -------
+    ndarray of the input's shape and dtype
 
     Examples
     --------
@@ -502,9 +787,20 @@ def softmax(input, axis=None, *, dim=None, n_threads=None):
     return _softmax_family("softmax", input, axis, dim, n_threads)
 
 
-def logsumexp(input, axis=None, *, dim=None, n_threads=None):
+def logsumexp(input: ArrayLike, axis: int | None = None, *, dim: int | None = None,
+              n_threads: int | None = None) -> LossValue:
     """log(sum(exp(input))) along ``axis`` (default 1; 0 for 1-D), without
     overflow; an empty class axis gives -inf.
+
+    Parameters
+    ----------
+    input, axis, dim, n_threads
+        As in `log_softmax`.
+
+    Returns
+    -------
+    ndarray of the input's shape without ``axis``, of its dtype; a NumPy
+    scalar for 1-D input
 
     Examples
     --------

@@ -2,15 +2,19 @@
 converted to arrays once), keep no state between calls, and pickle."""
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastce import functional as F
 from fastce import _validation as v
+from fastce.functional import FloatArray, LossValue, Reduction
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss"]
 
 
-def _frozen(value):
+def _frozen(value: ArrayLike | None) -> NDArray[Any] | None:
     if value is None:
         return None
     arr = np.array(value, dtype=np.float64 if np.asarray(value).dtype.kind in "biu"
@@ -20,28 +24,31 @@ def _frozen(value):
 
 
 class _Loss:
-    _fields: tuple = ()
+    _fields: tuple[str, ...] = ()
 
-    def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        self.reduction = v.legacy_reduction(size_average, reduce, reduction)
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: Reduction = "mean") -> None:
+        # legacy_reduction validates: the result is one of the three literals
+        self.reduction = cast(Reduction,
+                              v.legacy_reduction(size_average, reduce, reduction))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields
                          if getattr(self, f) is not None)
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
             return NotImplemented
         return all(_same(getattr(self, f), getattr(other, f)) for f in self._fields)
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # configuration objects compare by value
 
 
-def _same(a, b):
+def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return a is not None and b is not None and np.array_equal(a, b)
-    return a == b
+        return a is not None and b is not None and bool(np.array_equal(a, b))
+    return bool(a == b)
 
 
 class CrossEntropyLoss(_Loss):
@@ -64,20 +71,26 @@ class CrossEntropyLoss(_Loss):
 
     _fields = ("weight", "ignore_index", "reduction", "label_smoothing", "axis")
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                 reduction="mean", label_smoothing=0.0, *, axis=None, dim=None):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
+                 ignore_index: int = -100, reduce: bool | None = None,
+                 reduction: Reduction = "mean", label_smoothing: float = 0.0, *,
+                 axis: int | None = None, dim: int | None = None) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = _frozen(weight)
-        self.ignore_index = v.ignore_index_value(ignore_index)
-        self.label_smoothing = v.label_smoothing_value(label_smoothing)
+        self.ignore_index: int = v.ignore_index_value(ignore_index)
+        self.label_smoothing: float = v.label_smoothing_value(label_smoothing)
         self.axis = dim if axis is None else axis
 
-    def __call__(self, input, target, *, n_threads=None):
+    def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 n_threads: int | None = None) -> LossValue:
+        """The loss, as `fastce.cross_entropy`."""
         return F.cross_entropy(input, target, self.weight, None, self.ignore_index, None,
                                self.reduction, self.label_smoothing, axis=self.axis,
                                n_threads=n_threads)
 
-    def loss_and_grad(self, input, target, grad_output=None, out=None, *, n_threads=None):
+    def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
+                      grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.cross_entropy_and_grad`."""
         return F.cross_entropy_and_grad(input, target, self.weight, None,
                                         self.ignore_index, None, self.reduction,
@@ -99,18 +112,24 @@ class NLLLoss(_Loss):
 
     _fields = ("weight", "ignore_index", "reduction", "axis")
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                 reduction="mean", *, axis=None, dim=None):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
+                 ignore_index: int = -100, reduce: bool | None = None,
+                 reduction: Reduction = "mean", *, axis: int | None = None,
+                 dim: int | None = None) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = _frozen(weight)
-        self.ignore_index = v.ignore_index_value(ignore_index)
+        self.ignore_index: int = v.ignore_index_value(ignore_index)
         self.axis = dim if axis is None else axis
 
-    def __call__(self, input, target, *, n_threads=None):
+    def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 n_threads: int | None = None) -> LossValue:
+        """The loss, as `fastce.nll_loss`."""
         return F.nll_loss(input, target, self.weight, None, self.ignore_index, None,
                           self.reduction, axis=self.axis, n_threads=n_threads)
 
-    def loss_and_grad(self, input, target, grad_output=None, out=None, *, n_threads=None):
+    def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
+                      grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.nll_loss_and_grad`."""
         return F.nll_loss_and_grad(input, target, self.weight, None, self.ignore_index,
                                    None, self.reduction, axis=self.axis,
@@ -131,18 +150,23 @@ class BCEWithLogitsLoss(_Loss):
 
     _fields = ("weight", "reduction", "pos_weight")
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean",
-                 pos_weight=None):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: Reduction = "mean",
+                 pos_weight: ArrayLike | None = None) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = _frozen(weight)
         self.pos_weight = _frozen(pos_weight)
 
-    def __call__(self, input, target, *, n_threads=None):
+    def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 n_threads: int | None = None) -> LossValue:
+        """The loss, as `fastce.binary_cross_entropy_with_logits`."""
         return F.binary_cross_entropy_with_logits(input, target, self.weight, None, None,
                                                   self.reduction, self.pos_weight,
                                                   n_threads=n_threads)
 
-    def loss_and_grad(self, input, target, grad_output=None, out=None, *, n_threads=None):
+    def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
+                      grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.binary_cross_entropy_with_logits_and_grad`."""
         return F.binary_cross_entropy_with_logits_and_grad(
             input, target, self.weight, None, None, self.reduction, self.pos_weight,
@@ -161,15 +185,20 @@ class BCELoss(_Loss):
 
     _fields = ("weight", "reduction")
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: Reduction = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = _frozen(weight)
 
-    def __call__(self, input, target, *, n_threads=None):
+    def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 n_threads: int | None = None) -> LossValue:
+        """The loss, as `fastce.binary_cross_entropy`."""
         return F.binary_cross_entropy(input, target, self.weight, None, None,
                                       self.reduction, n_threads=n_threads)
 
-    def loss_and_grad(self, input, target, grad_output=None, out=None, *, n_threads=None):
+    def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
+                      grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.binary_cross_entropy_and_grad`."""
         return F.binary_cross_entropy_and_grad(input, target, self.weight, None, None,
                                                self.reduction, grad_output=grad_output,

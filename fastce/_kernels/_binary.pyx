@@ -111,7 +111,7 @@ cdef void _tile(const floating *x, const floating *y, const Problem *pb, bint lo
 cdef void _run(const floating *x, const floating *y, const Problem *pb, bint logits,
                bint check, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    for k in prange(pb.n_tiles, schedule='static', num_threads=n_threads):
+    for k in prange(pb.n_tiles, schedule='dynamic', num_threads=n_threads):
         _tile(x, y, pb, logits, check, k)
 
 

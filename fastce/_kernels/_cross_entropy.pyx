@@ -348,20 +348,20 @@ cdef void _run_tiles(const floating *x, const index_t *target, const Problem *pb
                      const Tiling *tl, int mode, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
     if mode == CROSS_ENTROPY:
-        for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
+        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
             _index_tile(x, target, pb, tl, k)
     elif mode == NLL:
-        for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
+        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
             _nll_tile(x, target, pb, tl, k)
     else:
-        for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
+        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
             _check_tile(x, target, pb, tl, k)
 
 
 cdef void _run_prob_tiles(const floating *x, const floating *y, const Problem *pb,
                           const Tiling *tl, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
+    for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
         _prob_tile(x, y, pb, tl, k)
 
 
@@ -410,7 +410,7 @@ cdef void _split_stats(const floating *x, const floating *y, const Problem *pb,
                        const Split *sp, double *scratch, int n_threads) noexcept nogil:
     """Step 1 on every class chunk in parallel."""
     cdef Py_ssize_t k
-    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+    for k in prange(sp.n_chunks, schedule='dynamic', num_threads=n_threads):
         _chunk_stats(x, y, pb, sp, k, scratch)
 
 
@@ -463,7 +463,7 @@ cdef void _split_write(const floating *x, const floating *y, const Problem *pb,
                        int n_threads) noexcept nogil:
     """Step 3 on every class chunk in parallel."""
     cdef Py_ssize_t k
-    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+    for k in prange(sp.n_chunks, schedule='dynamic', num_threads=n_threads):
         _chunk_write(x, y, pb, sp, k, shift, logsum, a, beta, gamma)
 
 

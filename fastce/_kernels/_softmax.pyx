@@ -81,7 +81,7 @@ cdef void _tile(const floating *x, floating *out, const Tiling *tl, int what,
 cdef void _run_tiles(const floating *x, floating *out, const Tiling *tl, int what,
                      int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    for k in prange(tl.n_tiles, schedule='static', num_threads=n_threads):
+    for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
         _tile(x, out, tl, what, k)
 
 
@@ -102,7 +102,7 @@ cdef void _run_split(const floating *x, floating *out, const Split *sp, int what
                      double *chunk_stats, double *row_stats, int n_threads) noexcept nogil:
     """chunk_stats: shifts then logsums of the chunks; row_stats: of the rows."""
     cdef Py_ssize_t k, r
-    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+    for k in prange(sp.n_chunks, schedule='dynamic', num_threads=n_threads):
         _chunk(x, out, sp, what, k, chunk_stats, NULL)
     for r in range(sp.rows):
         combine_chunks(&chunk_stats[r * sp.chunks_per_row],
@@ -111,7 +111,7 @@ cdef void _run_split(const floating *x, floating *out, const Split *sp, int what
     if what == LOGSUMEXP:
         _write(x, out, sp.rows, sp.n_cls, sp.n_cls, 1, row_stats, &row_stats[sp.rows], what)
         return
-    for k in prange(sp.n_chunks, schedule='static', num_threads=n_threads):
+    for k in prange(sp.n_chunks, schedule='dynamic', num_threads=n_threads):
         _chunk(x, out, sp, what, k, chunk_stats, row_stats)
 
 

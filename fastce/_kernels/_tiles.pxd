@@ -6,7 +6,9 @@
 # outer slice and a tile is a run of them, read class by class so every load
 # is contiguous: no transpose, no copy.  Tiles are fixed by the shape alone,
 # so per-tile partial sums added in tile order give the same bits whatever
-# the thread count.
+# the thread count -- and whichever thread ran a tile, which is why the
+# kernels can schedule tiles dynamically: a thread whose core is taken by
+# another process then holds up one tile, not a fixed half of the work.
 from libc.math cimport INFINITY, exp, log
 
 cdef struct Tiling:
