@@ -34,6 +34,7 @@ cdef struct Operand:
 
 cdef struct Problem:
     Py_ssize_t rows, cols
+    bint flat             # every operand reads alike over whole rows as a span
     Py_ssize_t rows_per_tile, chunks_per_row, chunk, n_tiles
     Operand weight, pos_weight, gout
     double gscale
@@ -48,6 +49,13 @@ cdef inline const floating *_at(const Operand *op, Py_ssize_t r, Py_ssize_t c,
     if op.data == NULL:
         return NULL
     return (<const floating *> op.data) + r * op.row_stride + c * op.col_step
+
+
+cdef inline bint _flat(const Operand *op, Py_ssize_t cols) noexcept nogil:
+    """Whether the operand reads the same way over a run of whole rows seen
+    as one flat span: absent, one broadcast value, or full (x's layout)."""
+    return op.data == NULL or (op.col_step == 0 and op.row_stride == 0) or (
+        op.col_step == 1 and op.row_stride == cols)
 
 
 cdef void _tile(const floating *x, const floating *y, const Problem *pb, bint logits,
@@ -72,6 +80,11 @@ cdef void _tile(const floating *x, const floating *y, const Problem *pb, bint lo
         c0 = 0
         c1 = pb.cols
     n = c1 - c0
+    if r1 - r0 > 1 and pb.flat:
+        # one call over the tile's rows: short rows (E: 100 columns) would
+        # otherwise pay a call per row
+        n = (r1 - r0) * pb.cols
+        r1 = r0 + 1
     for r in range(r0, r1):
         off = r * pb.cols + c0
         if check:
@@ -161,6 +174,8 @@ def binary(str kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t c
     pb.weight = _operand(weight)
     pb.pos_weight = _operand(pos_weight)
     pb.gout = _operand(gout)
+    pb.flat = (_flat(&pb.weight, cols) and _flat(&pb.pos_weight, cols)
+               and _flat(&pb.gout, cols))
     pb.gscale = gscale
     pb.loss_out = NULL if loss_out is None else cnp.PyArray_DATA(<cnp.ndarray> loss_out)
     pb.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray> grad)
