@@ -13,6 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 REDUCTIONS = ("none", "mean", "sum")
+
+
+def c_aligned(a, dtype=None) -> np.ndarray:
+    """``a`` as a C-contiguous, *aligned* array of ``dtype`` (no copy when it
+    already is one).  np.ascontiguousarray keeps an unaligned buffer (e.g.
+    np.frombuffer at an odd offset) as it is, and a kernel reading floats or
+    integers from it is undefined behaviour in C (UBSan: "load of misaligned
+    address")."""
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -49,11 +58,19 @@ def float_input(input, name: str = "input") -> tuple[np.ndarray, np.dtype]:
     computed in float32; any non-float dtype is a TypeError."""
     arr = np.asarray(input)
     dt = arr.dtype
+    if dt.kind == "f" and not dt.isnative:
+        # float data in the other byte order (e.g. read from a big-endian
+        # file) is still float data: compute on a native copy, as NumPy's
+        # ufuncs do, and return native results
+        dt = dt.newbyteorder("=")
+        arr = arr.astype(dt)
     if dt == np.float16:
         return arr.astype(np.float32), dt
     if dt not in _KERNEL_DTYPES:
         raise TypeError(
             f"{name} must be a float32, float64 or float16 array, got dtype {dt}")
+    if not arr.flags.aligned:
+        arr = np.array(arr, order="C")   # an aligned copy (see c_aligned)
     return arr, dt
 
 
@@ -116,7 +133,7 @@ def class_weight(weight, n_cls: int, dtype: np.dtype):
         raise ValueError(
             f"weight should be a 1D array of shape ({n_cls},) (one per class), "
             f"got shape {w.shape}")
-    w = np.ascontiguousarray(w, dtype=dtype)
+    w = c_aligned(w, dtype)
     return w, float(np.sum(w, dtype=np.float64))
 
 
@@ -131,11 +148,19 @@ def label_smoothing_value(label_smoothing) -> float:
     return eps
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def ignore_index_value(ignore_index) -> int:
     if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
             ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
-    return int(ignore_index)
+    value = int(ignore_index)
+    if not _INT64.min <= value <= _INT64.max:
+        # the kernels compare it with 64-bit targets
+        raise ValueError(f"ignore_index={value} is outside the 64-bit integer range "
+                         f"[{_INT64.min}, {_INT64.max}]")
+    return value
 
 
 def index_target(target: np.ndarray, layout: ClassLayout, *, nll: bool) -> np.ndarray:
@@ -150,9 +175,13 @@ def index_target(target: np.ndarray, layout: ClassLayout, *, nll: bool) -> np.nd
             f"{layout.batch_shape}"
             + ("" if nll else "; probability targets have the input's shape and a "
                "floating dtype"))
+    kind, size = target.dtype.kind, target.dtype.itemsize
     if target.dtype in (np.int32, np.int64):
-        t = np.ascontiguousarray(target)
-    elif target.dtype.kind == "u" and target.dtype.itemsize >= 4:
+        t = c_aligned(target)
+    elif kind == "i" and size == 8:
+        # int64 in the other byte order: to native int64 (never through int32)
+        t = np.ascontiguousarray(target, dtype=np.int64)
+    elif kind == "u" and size >= 4:
         t = np.ascontiguousarray(target, dtype=np.int64)
         if target.dtype.itemsize == 8 and target.size and target.max() > np.iinfo(np.int64).max:
             pos = int(np.argmax(target))
@@ -206,7 +235,7 @@ def probability_target(target: np.ndarray, input_shape: tuple, dtype) -> np.ndar
         raise ValueError(
             f"probability target shape {target.shape} does not match input shape "
             f"{input_shape}")
-    return np.ascontiguousarray(target, dtype=dtype)
+    return c_aligned(target, dtype)
 
 
 def grad_output_value(grad_output, loss_shape: tuple, reduction: str):
@@ -222,7 +251,7 @@ def grad_output_value(grad_output, loss_shape: tuple, reduction: str):
         raise ValueError(
             f"grad_output must be a scalar or have the loss's shape {loss_shape}, "
             f"got shape {g.shape}")
-    return g
+    return c_aligned(g)
 
 
 def check_out(out, input_arr: np.ndarray, result_dtype: np.dtype, original_input):
@@ -252,3 +281,13 @@ def check_out(out, input_arr: np.ndarray, result_dtype: np.dtype, original_input
         if not same:
             raise ValueError("out overlaps the input without being the input itself")
     return out
+
+
+def check_out_disjoint(out, **operands) -> None:
+    """Refuse an ``out=`` that shares memory with a weight or target: the
+    kernels read those after they start writing the gradient."""
+    if out is None:
+        return
+    for name, value in operands.items():
+        if isinstance(value, np.ndarray) and np.may_share_memory(out, value):
+            raise ValueError(f"out shares memory with {name}; pass a separate array")

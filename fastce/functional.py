@@ -91,6 +91,7 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
     kdt = layout.data.dtype
     w, w_total = v.class_weight(weight, layout.n_cls, kdt)
     out = v.check_out(out, x, result_dtype, input) if want_grad else None
+    v.check_out_disjoint(out, weight=weight, target=target)
     if kind == "index":
         t_flat = v.index_target(t, layout, nll=nll)
     else:
@@ -432,6 +433,7 @@ def _binary_loss(kind, input, target, weight, size_average, reduce, reduction,
         raise ValueError(f"Target size {t.shape} must be the same as input size "
                          f"{x.shape}")
     out = v.check_out(out, x, result_dtype, input) if want_grad else None
+    v.check_out_disjoint(out, weight=weight, pos_weight=pos_weight, target=target)
     data = np.ascontiguousarray(x)
     kdt = data.dtype
     y = np.ascontiguousarray(t, dtype=kdt)

@@ -12,7 +12,9 @@ import pytest
 import fastce
 from fastce._config import SERIAL_THRESHOLD
 
-THREAD_COUNTS = [1, 2, 3, 7]
+# 16 oversubscribes a small machine on purpose: the tiles, not the threads,
+# fix the summation order
+THREAD_COUNTS = [1, 2, 3, 7, 16]
 
 
 @pytest.fixture(autouse=True)
@@ -296,3 +298,125 @@ def test_show_config_reports_the_current_thread_count(capsys):
     text = capsys.readouterr().out
     line = [ln for ln in text.splitlines() if "thread" in ln.lower()]
     assert line and "5" in line[0], text
+
+
+def test_thread_counts_cover_the_required_set():
+    """SPEC §3.8 / the hardening issue: 1, 2, 3, 7 and 16 threads."""
+    assert set(THREAD_COUNTS) >= {1, 2, 3, 7, 16}
+
+
+# ------------------------------------ concurrent calls against a reference --
+
+def _ref_log_softmax(x, axis):
+    x = np.asarray(x, dtype=np.float64)
+    m = np.max(x, axis=axis, keepdims=True)
+    return x - m - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+
+
+def _ref_cross_entropy_and_grad(x, t, weight=None, eps=0.0, axis=1):
+    """float64 NumPy cross-entropy (mean) and its gradient, class axis ``axis``."""
+    logp = np.moveaxis(_ref_log_softmax(x, axis), axis, -1)
+    C = logp.shape[-1]
+    w = np.ones(C) if weight is None else np.asarray(weight, dtype=np.float64)
+    tt = t[..., None]
+    wt = w[t]
+    main = -wt * np.take_along_axis(logp, tt, -1)[..., 0]
+    smooth = -(w * logp).sum(-1)
+    den = wt.sum()
+    loss = ((1 - eps) * main + eps / C * smooth).sum() / den
+    p = np.exp(logp)
+    g = ((1 - eps) * wt + eps / C * w.sum())[..., None] * p - eps / C * w
+    gt = np.take_along_axis(g, tt, -1) - ((1 - eps) * wt)[..., None]
+    np.put_along_axis(g, tt, gt, -1)
+    return loss, np.moveaxis(g / den, -1, axis)
+
+
+def _ref_bce_with_logits_and_grad(x, y, pos_weight):
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    pw = np.asarray(pos_weight, dtype=np.float64)
+    loss = (1 - y) * np.logaddexp(0, x) + pw * y * np.logaddexp(0, -x)
+    sig = 0.5 * (1 + np.tanh(x / 2))
+    return loss.sum(), (1 - y) * sig - pw * y * (1 - sig)
+
+
+def _concurrent_jobs():
+    """Eight different calls -- different shapes, dtypes, losses and layouts,
+    each large enough to run on several OpenMP threads -- with their float64
+    NumPy reference."""
+    rng = _rng(21)
+    jobs = []
+    for i in range(8):
+        dtype = np.float32 if i % 2 else np.float64
+        if i % 4 == 0:
+            n, c = 1500 + 97 * i, 40 + i
+            x = (rng.normal(size=(n, c)) * 3).astype(dtype)
+            t = rng.integers(0, c, size=n)
+            w = rng.uniform(0.5, 2.0, size=c)
+            eps = 0.05 * i
+            jobs.append((
+                lambda x=x, t=t, w=w, eps=eps: fastce.cross_entropy_and_grad(
+                    x, t, weight=w, label_smoothing=eps, n_threads=2),
+                _ref_cross_entropy_and_grad(x, t, w, eps), dtype, "mean"))
+        elif i % 4 == 1:
+            x = (rng.normal(size=(2, 11 + i, 40, 48)) * 2).astype(dtype)
+            t = rng.integers(0, 11 + i, size=(2, 40, 48))
+            jobs.append((
+                lambda x=x, t=t: fastce.cross_entropy_and_grad(x, t, n_threads=2),
+                _ref_cross_entropy_and_grad(x, t), dtype, "mean"))
+        elif i % 4 == 2:
+            x = (rng.normal(size=(900 + 50 * i, 50)) * 4).astype(dtype)
+            y = rng.random(size=x.shape).astype(dtype)
+            pw = rng.uniform(0.5, 3.0, size=50)
+            jobs.append((
+                lambda x=x, y=y, pw=pw: fastce.binary_cross_entropy_with_logits_and_grad(
+                    x, y, reduction="sum", pos_weight=pw, n_threads=3),
+                _ref_bce_with_logits_and_grad(x, y, pw), dtype, "sum"))
+        else:
+            x = (rng.normal(size=(800 + 30 * i, 64)) * 5).astype(dtype)
+            t = rng.integers(0, 64, size=x.shape[0])
+            jobs.append((
+                lambda x=x, t=t: fastce.cross_entropy_and_grad(x, t, axis=-1, n_threads=7),
+                _ref_cross_entropy_and_grad(x, t, axis=-1), dtype, "mean"))
+    return jobs
+
+
+def test_eight_python_threads_with_different_inputs_all_get_correct_results():
+    jobs = _concurrent_jobs()
+    serial = [job() for job, _, _, _ in jobs]
+    barrier = threading.Barrier(len(jobs))
+
+    def work(i):
+        barrier.wait()
+        return [jobs[i][0]() for _ in range(4)]
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        results = list(pool.map(work, range(len(jobs))))
+    for i, (runs, (_, (ref_loss, ref_grad), dtype, _)) in enumerate(zip(results, jobs)):
+        rtol, atol = (1e-5, 1e-6) if dtype == np.float32 else (1e-12, 1e-12)
+        for loss, grad in runs:
+            assert loss.dtype == dtype and grad.dtype == dtype, i
+            np.testing.assert_allclose(float(loss), ref_loss, rtol=rtol, atol=atol,
+                                       err_msg=f"thread {i}: loss")
+            np.testing.assert_allclose(grad, ref_grad, rtol=10 * rtol, atol=atol,
+                                       err_msg=f"thread {i}: grad")
+            # and exactly what the same call gives when nothing else runs
+            _assert_bitwise_equal((loss, grad), serial[i], f"thread {i}")
+
+
+def test_concurrent_threads_with_different_global_and_per_call_thread_counts():
+    """Python threads that each ask for a different n_threads (1, 2, 3, 7,
+    16) at the same time still get the bits of a serial call."""
+    name, run = WORKLOADS[0]
+    expected = run(1)
+    counts = [1, 2, 3, 7, 16, 2, 3, 7]
+    barrier = threading.Barrier(len(counts))
+
+    def work(n):
+        barrier.wait()
+        return run(n)
+
+    with ThreadPoolExecutor(max_workers=len(counts)) as pool:
+        results = list(pool.map(work, counts))
+    for n, got in zip(counts, results):
+        _assert_bitwise_equal(got, expected, f"{name} n_threads={n} (concurrent)")

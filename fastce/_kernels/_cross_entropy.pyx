@@ -193,8 +193,9 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
     cdef Py_ssize_t p
     for p in range(n):
         # -sum_c w_c y'_c log p_c with y' = (1 - eps) y + eps / C
-        l = -keep * (wyx[p] - logsum[p] * wy[p])
-        if pb.eps > 0:
+        # zero target mass contributes 0, also where logsum is -inf (C == 0)
+        l = -keep * (wyx[p] - (logsum[p] * wy[p] if wy[p] != 0 else 0.0))
+        if pb.eps > 0 and pb.n_cls > 0:
             l = l - smooth * (dot[p] - pb.weight_total * logsum[p])
         sums[0] += l
         if loss_out != NULL:

@@ -9,7 +9,7 @@ huge rows take the split path (chunk log-sum-exps in parallel, combined per
 row in chunk order, outputs written per chunk in parallel).
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, NAN
 cimport numpy as cnp
 import numpy as np
 
@@ -31,6 +31,17 @@ cdef enum:
     SOFTMAX = 2
 
 
+cdef inline double _inf_row_logsumexp(const floating *x, Py_ssize_t p, Py_ssize_t nc,
+                                      Py_ssize_t ps, Py_ssize_t cs) noexcept nogil:
+    """log-sum-exp of a row holding +inf: +inf, or NaN if it holds a NaN too
+    (its logsum is NaN either way, from inf - inf)."""
+    cdef Py_ssize_t c
+    for c in range(nc):
+        if x[p * ps + c * cs] != x[p * ps + c * cs]:
+            return NAN
+    return INFINITY
+
+
 cdef inline void _write(const floating *x, floating *out, Py_ssize_t n, Py_ssize_t nc,
                         Py_ssize_t ps, Py_ssize_t cs, const double *shift,
                         const double *logsum, int what) noexcept nogil:
@@ -40,7 +51,10 @@ cdef inline void _write(const floating *x, floating *out, Py_ssize_t n, Py_ssize
     cdef Py_ssize_t p
     if what == LOGSUMEXP:
         for p in range(n):
-            out[p] = <floating> (INFINITY if shift[p] == INFINITY else shift[p] + logsum[p])
+            if shift[p] == INFINITY:
+                out[p] = <floating> _inf_row_logsumexp(x, p, nc, ps, cs)
+            else:
+                out[p] = <floating> (shift[p] + logsum[p])
     elif what == LOG_SOFTMAX:
         if floating is float:
             kernels_f32().tile_log_softmax(x, out, n, nc, ps, cs, shift, logsum)
@@ -73,7 +87,7 @@ cdef void _tile(const floating *x, floating *out, const Tiling *tl, int what,
     cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
     _lse(x + base, n, tl.n_cls, tl.ps, tl.cs, shift, logsum)
     if what == LOGSUMEXP:
-        _write(x, out + first, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, what)
+        _write(x + base, out + first, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, what)
     else:
         _write(x + base, out + base, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, what)
 

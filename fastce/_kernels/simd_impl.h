@@ -576,7 +576,9 @@ static FCE_ALWAYS_INLINE double FN(bce_logits_impl)(
         T sp_neg = (xi < 0 ? -xi : (T)0) + l1p;
         T c_neg = (T)1 - yi;
         T c_pos = pwi * yi;
-        T l = (c_neg == 0 ? (T)0 : c_neg * sp_pos) + (c_pos == 0 ? (T)0 : c_pos * sp_neg);
+        /* a zero coefficient drops an infinite term (0 * inf); NaN stays NaN */
+        T l = ((c_neg == 0 && sp_pos == (T)INFINITY) ? (T)0 : c_neg * sp_pos)
+              + ((c_pos == 0 && sp_neg == (T)INFINITY) ? (T)0 : c_pos * sp_neg);
         l = has_w ? wi * l : l;
         if (want_loss) loss_out[i] = l;
         total += (double)l;
@@ -620,10 +622,12 @@ static double FN(bce_prob)(const T *p, const T *y, npy_intp n, const T *w, npy_i
     for (npy_intp i = 0; i < n; i++) {
         T pi = p[i], yi = y[i];
         T wi = w ? w[i * ws] : (T)1;
+        /* log1p(-p), not PyTorch's log(1 - p): the same within rounding, but
+         * exact for small p, where 1 - p drops p's digits */
 #if FCE_F64
-        T lp = log(pi), lq = log(1.0 - pi);
+        T lp = log(pi), lq = log1p(-pi);
 #else
-        T lp = logf(pi), lq = logf(1.0f - pi);
+        T lp = logf(pi), lq = log1pf(-pi);
 #endif
         lp = lp < (T)-100 ? (T)-100 : lp;
         lq = lq < (T)-100 ? (T)-100 : lq;
