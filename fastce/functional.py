@@ -52,13 +52,16 @@ def _reduce(reduction, loss_sum, denominator, per_element, shape, dtype):
 
 
 def _grad_buffer(out, original_input, data, result_dtype):
-    """Where the kernel writes the gradient: ``data`` itself for out=input,
-    ``out`` when it has the kernels' dtype, else a float32 scratch (float16)."""
+    """Where the kernel writes the gradient: ``data`` itself for out=input
+    (an aligned copy when the input was unaligned), ``out`` when the kernel
+    can write it directly, else a scratch that `_finish_grad` copies into
+    ``out`` (float16, or an unaligned buffer the kernels must not write)."""
     if out is not None and out.dtype == data.dtype:
         if out is original_input or (
                 out.__array_interface__["data"][0] == data.__array_interface__["data"][0]):
             return data
-        return out
+        if out.flags.aligned:
+            return out
     return np.empty(data.shape, dtype=data.dtype)
 
 
@@ -119,7 +122,7 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
         else:
             denominator = layout.n_positions
         if isinstance(go, np.ndarray):
-            gout = np.ascontiguousarray(go, dtype=np.float64).reshape(-1)
+            gout = v.c_aligned(go, np.float64).reshape(-1)
         elif reduction == "mean":
             gscale = go / denominator if denominator != 0 else math.nan
         else:
@@ -407,7 +410,7 @@ def _operand(value, shape, rows, cols, dtype, name):
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = np.array(arr, dtype=dtype, order="C", copy=None)  # keeps 0-d
+    arr = v.c_aligned(arr, dtype)  # keeps 0-d; kernels need aligned data
     try:
         b = np.broadcast_to(arr, shape)
     except ValueError:
@@ -416,7 +419,7 @@ def _operand(value, shape, rows, cols, dtype, name):
     b2 = b.reshape(rows, cols)
     item = b2.itemsize
     if b2.strides[1] not in (0, item) or b2.strides[0] % item or b2.strides[0] < 0:
-        b2 = np.ascontiguousarray(b2)
+        b2 = v.c_aligned(np.ascontiguousarray(b2))
     return b2, b2.strides[0] // item, b2.strides[1] // item
 
 
@@ -436,7 +439,7 @@ def _binary_loss(kind, input, target, weight, size_average, reduce, reduction,
     v.check_out_disjoint(out, weight=weight, pos_weight=pos_weight, target=target)
     data = np.ascontiguousarray(x)
     kdt = data.dtype
-    y = np.ascontiguousarray(t, dtype=kdt)
+    y = v.c_aligned(t, kdt)
     shape = x.shape
     cols = shape[-1] if x.ndim else 1
     rows = (data.size // cols) if cols else math.prod(shape[:-1])
@@ -460,7 +463,7 @@ def _binary_loss(kind, input, target, weight, size_average, reduce, reduction,
     gscale = 1.0
     if want_grad:
         if isinstance(go, np.ndarray):
-            gout = (np.ascontiguousarray(go, dtype=kdt).reshape(rows, cols), cols, 1)
+            gout = (v.c_aligned(go, kdt).reshape(rows, cols), cols, 1)
         else:
             if reduction == "mean":
                 gscale = go / data.size if data.size else math.nan

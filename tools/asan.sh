@@ -33,7 +33,9 @@
 # Exit status: pytest's (non-zero on any failure or sanitizer abort).
 # Environment: PYTHON (interpreter, default python3), CC (default gcc),
 # FASTCE_ASAN_DIR (scratch directory to reuse; default a fresh mktemp -d),
-# FASTCE_ASAN_KEEP=1 keeps the scratch directory afterwards.
+# FASTCE_ASAN_KEEP=1 keeps the scratch directory afterwards,
+# FASTCE_ASAN_REUSE=1 (with FASTCE_ASAN_DIR) skips the copy and the build and
+# reruns the tests of the previous build there.
 # Needs gcc with libasan/libubsan (Debian: libgcc-12-dev, installed with gcc).
 # Takes a few minutes (the build plus the suite at sanitizer speed).
 set -euo pipefail
@@ -57,6 +59,12 @@ if [ "${FASTCE_ASAN_KEEP:-0}" != 1 ] && [ -z "${FASTCE_ASAN_DIR:-}" ]; then
     trap 'rm -rf "$WORK"' EXIT
 fi
 SRC=$WORK/src
+VENV=$WORK/venv
+VPY=$VENV/bin/python
+BUILD_LOG=$WORK/build.log
+if [ "${FASTCE_ASAN_REUSE:-0}" = 1 ] && [ -x "$VPY" ] && [ -d "$SRC/tests" ]; then
+    echo "== asan.sh: reusing the build in $WORK"
+else
 rm -rf "$SRC"
 mkdir -p "$SRC"
 
@@ -74,18 +82,15 @@ fi
 find "$SRC" \( -name '*.so' -o -name '__pycache__' -o -name 'build' \) -prune \
     -exec rm -rf {} +
 
-VENV=$WORK/venv
 if [ ! -x "$VENV/bin/python" ]; then
     echo "== asan.sh: creating $VENV"
     "$PY" -m venv --system-site-packages "$VENV"
 fi
-VPY=$VENV/bin/python
 "$VPY" -m pip install --quiet --disable-pip-version-check \
     "setuptools>=64" "Cython>=3.0" "numpy>=2.0" pytest hypothesis threadpoolctl
 
 SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 echo "== asan.sh: building fastce with $SAN_FLAGS"
-BUILD_LOG=$WORK/build.log
 (
     cd "$SRC"
     CFLAGS="$SAN_FLAGS" LDFLAGS="-fsanitize=address,undefined" \
@@ -102,6 +107,7 @@ if [ "$n_all" -eq 0 ] || [ "$n_compiles" -ne "$n_all" ]; then
     echo "asan.sh: sanitizer flags did not reach every kernel compile (log: $BUILD_LOG)" >&2
     exit 1
 fi
+fi   # copy and build
 
 cd "$WORK"   # outside the source tree: import the instrumented install
 PKG=$("$VPY" -c 'import os, fastce._kernels as k; print(os.path.dirname(k.__file__))' \
@@ -147,8 +153,11 @@ else
 fi
 echo "== asan.sh: running pytest $* under ASan + UBSan"
 status=0
-"$VPY" -m pytest -p no:cacheprovider -q --rootdir "$SRC" -c "$SRC/pyproject.toml" "$@" \
-    || status=$?
+# --capture=sys: pytest captures Python-level output only, so a sanitizer's
+# report (written straight to file descriptor 2) reaches the terminal even
+# when it kills the process
+"$VPY" -m pytest -p no:cacheprovider -q --capture=sys --rootdir "$SRC" \
+    -c "$SRC/pyproject.toml" "$@" || status=$?
 for report in "$REPORTS"/*; do
     [ -e "$report" ] || continue
     echo "== asan.sh: sanitizer report $(basename "$report"):"
