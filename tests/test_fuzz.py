@@ -76,6 +76,7 @@ KNOWN_BUG_BCE_LOGITS_NAN_ZERO_COEFS = False  # nan logit, y=1, pos_weight=0 give
 KNOWN_BUG_BCE_LOG1MP_PRECISION = False       # log(1 - p) instead of log1p(-p)
 KNOWN_BUG_OUT_ALIASES_WEIGHT = False         # out= sharing memory with weight
 KNOWN_BUG_PROB_TARGETS_NO_CLASSES = False    # C == 0 probability targets give NaN
+KNOWN_BUG_PROB_ZERO_TARGETS_NAN_ROW = False   # y == 0 row of NaN log-probs gives 0
 
 
 # ------------------------------------------------------- SIMD variants --
@@ -558,6 +559,12 @@ def reference_class_loss(nll, input, target, weight, ignore_index, red_kwargs,
                 if reduction == "mean" or KNOWN_BUG_PROB_TARGETS_NO_CLASSES:
                     ex.loss_loose = np.ones(batch if reduction == "none" else (),
                                             dtype=bool)
+            elif KNOWN_BUG_PROB_ZERO_TARGETS_NAN_ROW and eps == 0:
+                # all-zero target mass on a row whose log-probs are NaN (a NaN
+                # or +inf logit, or all -inf): NaN expected, the kernel gives 0
+                bad = np.all(wy == 0, axis=-1) & np.any(np.isnan(logp), axis=-1)
+                if np.any(bad):
+                    ex.loss_loose = bad if reduction == "none" else np.ones((), dtype=bool)
 
         if reduction == "none":
             ex.loss = l
@@ -1518,6 +1525,21 @@ def test_binary_cross_entropy_of_small_probabilities_is_accurate(dtype):
     expected = -np.log1p(-p.astype(np.float64))
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got.astype(np.float64), expected, rtol=rtol, atol=0)
+
+
+@pytest.mark.xfail(KNOWN_BUG_PROB_ZERO_TARGETS_NAN_ROW, strict=True,
+                   reason="kernel bug: probability targets that are all 0 on a row of "
+                          "NaN log-probabilities give loss 0 (torch: NaN)")
+@pytest.mark.parametrize("bad_logit", [np.nan, np.inf, "all -inf"])
+def test_zero_probability_targets_on_a_nan_row_give_nan(bad_logit):
+    x = np.zeros((2, 4), dtype=np.float32)
+    if bad_logit == "all -inf":
+        x[0] = -np.inf
+    else:
+        x[0, 1] = bad_logit
+    y = np.zeros((2, 4), dtype=np.float32)
+    loss = fastce.cross_entropy(x, y, reduction="none")
+    assert np.isnan(loss[0]) and loss[1] == 0
 
 
 @pytest.mark.xfail(KNOWN_BUG_PROB_TARGETS_NO_CLASSES, strict=True,

@@ -62,52 +62,56 @@ SRC=$WORK/src
 VENV=$WORK/venv
 VPY=$VENV/bin/python
 BUILD_LOG=$WORK/build.log
+copy_and_build() {
+    rm -rf "$SRC"
+    mkdir -p "$SRC"
+
+    echo "== asan.sh: copying $ROOT to $SRC"
+    if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        # tracked files plus untracked files that are not ignored (build outputs are)
+        (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
+            | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
+            | tar --null -T - -cf -) | tar -xf - -C "$SRC"
+    else
+        (cd "$ROOT" && tar --exclude=./build --exclude='*.so' --exclude='*.egg-info' \
+            --exclude=__pycache__ --exclude=.git -cf - .) | tar -xf - -C "$SRC"
+    fi
+    # never pick up in-place extensions or Cython output from the checkout
+    find "$SRC" \( -name '*.so' -o -name '__pycache__' -o -name 'build' \) -prune \
+        -exec rm -rf {} +
+
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "== asan.sh: creating $VENV"
+        "$PY" -m venv --system-site-packages "$VENV"
+    fi
+    "$VPY" -m pip install --quiet --disable-pip-version-check \
+        "setuptools>=64" "Cython>=3.0" "numpy>=2.0" pytest hypothesis threadpoolctl
+
+    SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
+    echo "== asan.sh: building fastce with $SAN_FLAGS"
+    (
+        cd "$SRC"
+        CFLAGS="$SAN_FLAGS" LDFLAGS="-fsanitize=address,undefined" \
+            "$VPY" -m pip install --no-build-isolation --no-deps --force-reinstall \
+            --no-cache-dir -v . >"$BUILD_LOG" 2>&1
+    ) || { tail -50 "$BUILD_LOG"; echo "asan.sh: build failed (log: $BUILD_LOG)" >&2; exit 1; }
+
+    # every compile of a kernel source must carry the sanitizer flags
+    n_all=$(grep -c -- " -c fastce/_kernels/" "$BUILD_LOG" || true)
+    n_compiles=$(grep -- " -c fastce/_kernels/" "$BUILD_LOG" \
+        | grep -c -- "-fsanitize=address,undefined" || true)
+    echo "== asan.sh: $n_compiles of $n_all kernel compile commands carry -fsanitize"
+    if [ "$n_all" -eq 0 ] || [ "$n_compiles" -ne "$n_all" ]; then
+        echo "asan.sh: sanitizer flags did not reach every kernel compile (log: $BUILD_LOG)" >&2
+        exit 1
+    fi
+}
+
 if [ "${FASTCE_ASAN_REUSE:-0}" = 1 ] && [ -x "$VPY" ] && [ -d "$SRC/tests" ]; then
     echo "== asan.sh: reusing the build in $WORK"
 else
-rm -rf "$SRC"
-mkdir -p "$SRC"
-
-echo "== asan.sh: copying $ROOT to $SRC"
-if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    # tracked files plus untracked files that are not ignored (build outputs are)
-    (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
-        | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
-        | tar --null -T - -cf -) | tar -xf - -C "$SRC"
-else
-    (cd "$ROOT" && tar --exclude=./build --exclude='*.so' --exclude='*.egg-info' \
-        --exclude=__pycache__ --exclude=.git -cf - .) | tar -xf - -C "$SRC"
+    copy_and_build
 fi
-# never pick up in-place extensions or Cython output from the checkout
-find "$SRC" \( -name '*.so' -o -name '__pycache__' -o -name 'build' \) -prune \
-    -exec rm -rf {} +
-
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "== asan.sh: creating $VENV"
-    "$PY" -m venv --system-site-packages "$VENV"
-fi
-"$VPY" -m pip install --quiet --disable-pip-version-check \
-    "setuptools>=64" "Cython>=3.0" "numpy>=2.0" pytest hypothesis threadpoolctl
-
-SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
-echo "== asan.sh: building fastce with $SAN_FLAGS"
-(
-    cd "$SRC"
-    CFLAGS="$SAN_FLAGS" LDFLAGS="-fsanitize=address,undefined" \
-        "$VPY" -m pip install --no-build-isolation --no-deps --force-reinstall \
-        --no-cache-dir -v . >"$BUILD_LOG" 2>&1
-) || { tail -50 "$BUILD_LOG"; echo "asan.sh: build failed (log: $BUILD_LOG)" >&2; exit 1; }
-
-# every compile of a kernel source must carry the sanitizer flags
-n_all=$(grep -c -- " -c fastce/_kernels/" "$BUILD_LOG" || true)
-n_compiles=$(grep -- " -c fastce/_kernels/" "$BUILD_LOG" \
-    | grep -c -- "-fsanitize=address,undefined" || true)
-echo "== asan.sh: $n_compiles of $n_all kernel compile commands carry -fsanitize"
-if [ "$n_all" -eq 0 ] || [ "$n_compiles" -ne "$n_all" ]; then
-    echo "asan.sh: sanitizer flags did not reach every kernel compile (log: $BUILD_LOG)" >&2
-    exit 1
-fi
-fi   # copy and build
 
 cd "$WORK"   # outside the source tree: import the instrumented install
 PKG=$("$VPY" -c 'import os, fastce._kernels as k; print(os.path.dirname(k.__file__))' \

@@ -193,8 +193,9 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
     cdef Py_ssize_t p
     for p in range(n):
         # -sum_c w_c y'_c log p_c with y' = (1 - eps) y + eps / C
-        # zero target mass contributes 0, also where logsum is -inf (C == 0)
-        l = -keep * (wyx[p] - (logsum[p] * wy[p] if wy[p] != 0 else 0.0))
+        # an empty class axis sums to 0 (its logsum is -inf, and 0 * -inf
+        # would be NaN); any other row keeps NaN log-probabilities NaN
+        l = -keep * (wyx[p] - logsum[p] * wy[p]) if pb.n_cls > 0 else 0.0
         if pb.eps > 0 and pb.n_cls > 0:
             l = l - smooth * (dot[p] - pb.weight_total * logsum[p])
         sums[0] += l
