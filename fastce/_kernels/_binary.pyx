@@ -15,6 +15,7 @@ cimport numpy as cnp
 import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
+from fastce._kernels._tiles cimport tile_chunk
 
 cnp.import_array()
 
@@ -124,7 +125,8 @@ cdef void _tile(const floating *x, const floating *y, const Problem *pb, bint lo
 cdef void _run(const floating *x, const floating *y, const Problem *pb, bint logits,
                bint check, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    for k in prange(pb.n_tiles, schedule='dynamic', num_threads=n_threads):
+    for k in prange(pb.n_tiles, schedule='dynamic', num_threads=n_threads,
+                   chunksize=tile_chunk(pb.n_tiles, n_threads)):
         _tile(x, y, pb, logits, check, k)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
 from fastce._kernels._tiles cimport (
-    Split, Tiling, chunk_start, combine_chunks, make_split, make_tiling, parallel_units,
+    Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling, parallel_units,
     tile_start, use_split, SPLIT_MAX_ROWS)
 
 cnp.import_array()
@@ -350,20 +350,24 @@ cdef void _run_tiles(const floating *x, const index_t *target, const Problem *pb
                      const Tiling *tl, int mode, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
     if mode == CROSS_ENTROPY:
-        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
+        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads,
+                       chunksize=tile_chunk(tl.n_tiles, n_threads)):
             _index_tile(x, target, pb, tl, k)
     elif mode == NLL:
-        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
+        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads,
+                       chunksize=tile_chunk(tl.n_tiles, n_threads)):
             _nll_tile(x, target, pb, tl, k)
     else:
-        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
+        for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads,
+                       chunksize=tile_chunk(tl.n_tiles, n_threads)):
             _check_tile(x, target, pb, tl, k)
 
 
 cdef void _run_prob_tiles(const floating *x, const floating *y, const Problem *pb,
                           const Tiling *tl, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
+    for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads,
+                       chunksize=tile_chunk(tl.n_tiles, n_threads)):
         _prob_tile(x, y, pb, tl, k)
 
 

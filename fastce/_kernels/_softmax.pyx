@@ -15,7 +15,7 @@ import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
 from fastce._kernels._tiles cimport (
-    Split, Tiling, chunk_start, combine_chunks, make_split, make_tiling, tile_start,
+    Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling, tile_start,
     use_split)
 
 cnp.import_array()
@@ -95,7 +95,8 @@ cdef void _tile(const floating *x, floating *out, const Tiling *tl, int what,
 cdef void _run_tiles(const floating *x, floating *out, const Tiling *tl, int what,
                      int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads):
+    for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads,
+                       chunksize=tile_chunk(tl.n_tiles, n_threads)):
         _tile(x, out, tl, what, k)
 
 

@@ -135,3 +135,13 @@ cdef inline Py_ssize_t parallel_units(Py_ssize_t outer, Py_ssize_t n_cls,
     if use_split(outer, n_cls, inner):
         return make_split(outer, n_cls).n_chunks
     return make_tiling(outer, n_cls, inner).n_tiles
+
+
+cdef inline Py_ssize_t tile_chunk(Py_ssize_t n_tiles, int n_threads) noexcept nogil:
+    """Tiles a thread takes at a time from the dynamic schedule: enough that
+    neighbouring tiles (whose partial sums share cache lines) mostly go to
+    one thread, few enough that every thread still gets ~8 turns."""
+    cdef Py_ssize_t chunk = n_tiles // (8 * (n_threads if n_threads > 0 else 1))
+    if chunk > 16:
+        chunk = 16
+    return chunk if chunk > 0 else 1
