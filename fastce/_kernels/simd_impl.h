@@ -34,6 +34,12 @@
 #else
 #define FCE_FMA(a, b, c) ((a) * (b) + (c))
 #endif
+/* the double-precision helpers below use this one in every instantiation */
+#if defined(__FMA__)
+#define FCE_FMA_D(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define FCE_FMA_D(a, b, c) ((a) * (b) + (c))
+#endif
 
 /* ---------------------------------------------------------------- exp --- */
 
@@ -105,6 +111,23 @@ static FCE_INLINE T FN(exp_nonpos)(T x)
 #endif
 }
 
+/* 1 + s2/3 + s2^2/5 + ... + s2^10/21: atanh(s) / s for |s| <= 0.172, in
+ * double (the log-sum's and double log1p's series). */
+static FCE_INLINE double FN(atanh_series)(double s2)
+{
+    double q = 1.0 / 21;
+    q = FCE_FMA_D(q, s2, 1.0 / 19);
+    q = FCE_FMA_D(q, s2, 1.0 / 17);
+    q = FCE_FMA_D(q, s2, 1.0 / 15);
+    q = FCE_FMA_D(q, s2, 1.0 / 13);
+    q = FCE_FMA_D(q, s2, 1.0 / 11);
+    q = FCE_FMA_D(q, s2, 1.0 / 9);
+    q = FCE_FMA_D(q, s2, 1.0 / 7);
+    q = FCE_FMA_D(q, s2, 1.0 / 5);
+    q = FCE_FMA_D(q, s2, 1.0 / 3);
+    return FCE_FMA_D(q, s2, 1.0);
+}
+
 /* log(1 + u) for u in [0, 1] (u = exp(-|x|) in the binary losses).
  * float: u * P(2u - 1) with P the degree-9 Chebyshev interpolant of
  * log1p(u)/u on [0, 1] (truncation 5e-9): no branch, no division, exact
@@ -121,17 +144,7 @@ static FCE_INLINE T FN(log1p_unit)(T u)
     T k = big ? (T)1 : (T)0;
     T s = (f - (T)1) / (f + (T)1);
     T s2 = s * s;
-    T q = 1.0 / 21;
-    q = FCE_FMA(q, s2, 1.0 / 19);
-    q = FCE_FMA(q, s2, 1.0 / 17);
-    q = FCE_FMA(q, s2, 1.0 / 15);
-    q = FCE_FMA(q, s2, 1.0 / 13);
-    q = FCE_FMA(q, s2, 1.0 / 11);
-    q = FCE_FMA(q, s2, 1.0 / 9);
-    q = FCE_FMA(q, s2, 1.0 / 7);
-    q = FCE_FMA(q, s2, 1.0 / 5);
-    q = FCE_FMA(q, s2, 1.0 / 3);
-    q = FCE_FMA(q, s2, 1.0);
+    T q = FN(atanh_series)(s2);
     return k * 0.6931471805599453 + ((T)2 * s * q + c);
 #else
     float t = FCE_FMA(2.0f, u, -1.0f);
@@ -168,17 +181,7 @@ static FCE_INLINE double FN(log_sum)(double v)
     kd = big ? kd + 1.0 : kd;
     double s = (m - 1.0) / (m + 1.0);
     double s2 = s * s;
-    double q = 1.0 / 21;
-    q = FCE_FMA(q, s2, 1.0 / 19);
-    q = FCE_FMA(q, s2, 1.0 / 17);
-    q = FCE_FMA(q, s2, 1.0 / 15);
-    q = FCE_FMA(q, s2, 1.0 / 13);
-    q = FCE_FMA(q, s2, 1.0 / 11);
-    q = FCE_FMA(q, s2, 1.0 / 9);
-    q = FCE_FMA(q, s2, 1.0 / 7);
-    q = FCE_FMA(q, s2, 1.0 / 5);
-    q = FCE_FMA(q, s2, 1.0 / 3);
-    q = FCE_FMA(q, s2, 1.0);
+    double q = FN(atanh_series)(s2);
     double r = kd * 6.93147180369123816490e-01
                + (2.0 * s * q + kd * 1.90821492927058770002e-10);
     r = v == 0.0 ? -(double)INFINITY : r;
@@ -668,3 +671,4 @@ static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
 
 #undef FN
 #undef FCE_FMA
+#undef FCE_FMA_D
