@@ -345,6 +345,27 @@ def test_out_of_range_target_raises_index_error_naming_value_and_position(fn, ba
     np.testing.assert_array_equal(x, x_before)
 
 
+@pytest.mark.parametrize("fn", ["cross_entropy", "cross_entropy_and_grad", "nll_loss"])
+@pytest.mark.parametrize("tdtype", [np.int32, np.int64])
+@pytest.mark.parametrize("shape", [(3000, 10), (3000, 40), (4, 10, 700)])
+def test_first_of_several_out_of_range_targets_is_named_across_tiles(fn, tdtype, shape):
+    # several tiles (and threads) see bad targets; the message names the
+    # first in flat order, whichever tile finishes first
+    rng = np.random.default_rng(shape[-1])
+    x = rng.normal(size=shape).astype(np.float32)
+    t = rng.integers(0, shape[1], size=(shape[0],) + shape[2:]).astype(tdtype)
+    flat = t.reshape(-1)
+    first, later = 1337, [1338, 2051, 2799]
+    flat[later] = shape[1] + 3
+    flat[first] = -2
+    flat[:first:97] = -100  # ignored, not bad
+    with pytest.raises(IndexError) as info:
+        getattr(fastce, fn)(x, t)
+    pos = np.unravel_index(first, t.shape)
+    assert re.search(_position_re(pos), str(info.value)), str(info.value)
+    assert re.search(r"(?<![\d.])-2(?![\d.])", str(info.value)), str(info.value)
+
+
 @pytest.mark.parametrize("fn", CE_FUNCS)
 def test_out_of_range_unbatched_target_raises_index_error_naming_value(fn):
     with pytest.raises(IndexError, match=r"(?<!\d)7(?!\d)"):

@@ -31,7 +31,8 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
+from fastce._kernels._runtime cimport (
+    fce_index_args, kernels_f32, kernels_f64, usable_threads)
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling, parallel_units,
     tile_start, use_split, SPLIT_MAX_ROWS)
@@ -67,6 +68,7 @@ cdef struct Problem:
     double *tile_loss         # OUT per tile: sum of losses
     double *tile_weight       # OUT per tile: sum of w[target], non-ignored
     Py_ssize_t *tile_bad      # OUT per tile: first invalid position or -1
+    fce_index_args index      # the above for the index-target step 2 (in C)
 
 
 # --------------------------------------------------------- SIMD wrappers --
@@ -108,6 +110,25 @@ cdef inline void _grad(const floating *x, floating *g, Py_ssize_t n, Py_ssize_t 
         kernels_f64().tile_grad(x, g, n, nc, ps, cs, shift, logsum, a, beta, w, y, gamma)
 
 
+cdef inline double _finish_index(const floating *x, Py_ssize_t n, Py_ssize_t ps,
+                                 Py_ssize_t cs, const Problem *pb, Py_ssize_t first,
+                                 const double *shift, const double *logsum,
+                                 const double *dot, double *a, double *beta,
+                                 double *weight_sum, Py_ssize_t *bad) noexcept nogil:
+    """Step 2 of class-index targets: returns the positions' loss sum; bad:
+    first out-of-range flat position or -1."""
+    cdef double loss
+    if floating is float:
+        loss = kernels_f32().tile_index_finish(x, n, ps, cs, &pb.index, first, shift, logsum,
+                                               dot, a, beta, weight_sum, bad)
+    else:
+        loss = kernels_f64().tile_index_finish(x, n, ps, cs, &pb.index, first, shift, logsum,
+                                               dot, a, beta, weight_sum, bad)
+    if bad[0] >= 0:
+        bad[0] += first
+    return loss
+
+
 cdef inline bint _ignored(long long t, const Problem *pb) noexcept nogil:
     return t == pb.ignore_index or t < 0 or t >= pb.n_cls
 
@@ -118,68 +139,14 @@ cdef inline double _upstream(const Problem *pb, Py_ssize_t pos) noexcept nogil:
 
 # ------------------------------------------------- step 2: per position --
 
-cdef void _finish_index(const floating *x, Py_ssize_t ps, Py_ssize_t cs,
-                        const index_t *target, Py_ssize_t first, Py_ssize_t n,
-                        const double *shift, const double *logsum, const double *dot,
-                        const Problem *pb,
-                        double *a, double *beta, double *sums,
-                        Py_ssize_t *bad) noexcept nogil:
-    """Losses of positions first..first+n (element (p, c) at x[p*ps + c*cs]).
-    sums[0] += losses, sums[1] += target weights; a, beta: gradient
-    coefficients (0 for ignored positions)."""
-    cdef const floating *w = <const floating *> pb.weight
-    cdef floating *loss_out = <floating *> pb.loss_out
-    cdef double keep = 1.0 - pb.eps
-    cdef double smooth = pb.eps / pb.n_cls if pb.n_cls > 0 else 0.0
-    cdef double wt, l, s
-    cdef long long t
-    cdef Py_ssize_t p
-    for p in range(n):
-        t = target[first + p]
-        a[p] = 0.0
-        beta[p] = 0.0
-        if _ignored(t, pb):
-            if t != pb.ignore_index and bad[0] < 0:
-                bad[0] = first + p
-            if loss_out != NULL:
-                loss_out[first + p] = 0
-            continue
-        wt = w[t] if w != NULL else 1.0
-        # -w_t log p_t, plus the smoothing term -(eps/C) sum_c w_c log p_c
-        l = -keep * wt * ((x[p * ps + t * cs] - shift[p]) - logsum[p])
-        if pb.eps > 0:
-            l = l - smooth * (dot[p] - pb.weight_total * logsum[p])
-        sums[0] += l
-        sums[1] += wt
-        if loss_out != NULL:
-            loss_out[first + p] = <floating> l
-        if pb.grad != NULL:
-            s = _upstream(pb, first + p)
-            a[p] = s * (keep * wt + smooth * pb.weight_total)
-            beta[p] = s * smooth
-
-
-cdef void _fix_index_grad(floating *g, Py_ssize_t ps, Py_ssize_t cs,
-                          const index_t *target, Py_ssize_t first, Py_ssize_t n,
-                          const Problem *pb) noexcept nogil:
-    """Subtract a_target at each target entry; zero ignored positions
+cdef inline void _fix_index_grad(floating *g, Py_ssize_t n, Py_ssize_t ps, Py_ssize_t cs,
+                                 const Problem *pb, Py_ssize_t first) noexcept nogil:
+    """Subtract the target term at each target entry; zero ignored positions
     exactly, even where their logits are NaN."""
-    cdef const floating *w = <const floating *> pb.weight
-    cdef long long t
-    cdef Py_ssize_t p, c
-    cdef double wt
-    for p in range(n):
-        t = target[first + p]
-        if _ignored(t, pb):
-            if cs == 1:
-                memset(g + p * ps, 0, pb.n_cls * sizeof(floating))
-            else:
-                for c in range(pb.n_cls):
-                    g[p * ps + c * cs] = 0
-            continue
-        wt = w[t] if w != NULL else 1.0
-        g[p * ps + t * cs] = <floating> (
-            g[p * ps + t * cs] - _upstream(pb, first + p) * (1.0 - pb.eps) * wt)
+    if floating is float:
+        kernels_f32().tile_index_fix(g, n, ps, cs, &pb.index, first)
+    else:
+        kernels_f64().tile_index_fix(g, n, ps, cs, &pb.index, first)
 
 
 cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
@@ -190,6 +157,7 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
     cdef double keep = 1.0 - pb.eps
     cdef double smooth = pb.eps / pb.n_cls if pb.n_cls > 0 else 0.0
     cdef double l, s
+    cdef double loss_sum = 0.0   # a local: sums may alias a, beta, gamma
     cdef Py_ssize_t p
     for p in range(n):
         # -sum_c w_c y'_c log p_c with y' = (1 - eps) y + eps / C
@@ -198,7 +166,7 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
         l = -keep * (wyx[p] - logsum[p] * wy[p]) if pb.n_cls > 0 else 0.0
         if pb.eps > 0 and pb.n_cls > 0:
             l = l - smooth * (dot[p] - pb.weight_total * logsum[p])
-        sums[0] += l
+        loss_sum += l
         if loss_out != NULL:
             loss_out[first + p] = <floating> l
         if pb.grad != NULL:
@@ -206,6 +174,7 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
             a[p] = s * (keep * wy[p] + smooth * pb.weight_total)
             beta[p] = s * smooth
             gamma[p] = s * keep
+    sums[0] += loss_sum
 
 
 # ------------------------------------------------------------- tiles --
@@ -217,22 +186,17 @@ cdef void _index_tile(const floating *x, const index_t *target, const Problem *p
     cdef double dot[TILE_MAX]
     cdef double a[TILE_MAX]
     cdef double beta[TILE_MAX]
-    cdef double sums[2]
     cdef Py_ssize_t first, n, bad = -1
     cdef Py_ssize_t base = tile_start(tl, k, &first, &n)
     cdef const floating *xt = x + base
     cdef const floating *w = <const floating *> pb.weight
     cdef bint smoothing = pb.eps > 0
-    sums[0] = 0.0
-    sums[1] = 0.0
 
     _lse(xt, n, tl.n_cls, tl.ps, tl.cs, shift, logsum)
     if smoothing:
         _wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, shift, dot)
-    _finish_index(xt, tl.ps, tl.cs, target, first, n, shift, logsum, dot, pb, a, beta,
-                  sums, &bad)
-    pb.tile_loss[k] = sums[0]
-    pb.tile_weight[k] = sums[1]
+    pb.tile_loss[k] = _finish_index(xt, n, tl.ps, tl.cs, pb, first, shift, logsum, dot, a,
+                                    beta, &pb.tile_weight[k], &bad)
     pb.tile_bad[k] = bad
     if pb.grad == NULL:
         return
@@ -243,7 +207,7 @@ cdef void _index_tile(const floating *x, const index_t *target, const Problem *p
     else:
         _grad(xt, gt, n, tl.n_cls, tl.ps, tl.cs, shift, logsum, a, NULL,
               <const floating *> NULL, <const floating *> NULL, NULL)
-    _fix_index_grad(gt, tl.ps, tl.cs, target, first, n, pb)
+    _fix_index_grad(gt, n, tl.ps, tl.cs, pb, first)
 
 
 cdef void _prob_tile(const floating *x, const floating *y, const Problem *pb,
@@ -493,8 +457,8 @@ cdef void _run_split(const floating *x, const index_t *target, const floating *y
     _split_stats(x, y, pb, sp, scratch, n_threads)
     _split_combine(sp, scratch, shift, logsum, dot, wyx, wy)
     if y == NULL:
-        _finish_index(x, sp.n_cls, 1, target, 0, sp.rows, shift, logsum, dot, pb, a, beta,
-                      sums, &bad)
+        sums[0] = _finish_index(x, sp.rows, sp.n_cls, 1, pb, 0, shift, logsum, dot, a, beta,
+                                &sums[1], &bad)
     else:
         _finish_prob(<floating *> pb.loss_out, 0, sp.rows, logsum, dot, wyx, wy, pb, a,
                      beta, gamma, sums)
@@ -505,7 +469,7 @@ cdef void _run_split(const floating *x, const index_t *target, const floating *y
         return
     _split_write(x, y, pb, sp, shift, logsum, a, beta, gamma, n_threads)
     if y == NULL:
-        _fix_index_grad(<floating *> pb.grad, sp.n_cls, 1, target, 0, sp.rows, pb)
+        _fix_index_grad(<floating *> pb.grad, sp.rows, sp.n_cls, 1, pb, 0)
 
 
 # --------------------------------------------------------------- entries --
@@ -550,6 +514,8 @@ def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weigh
     cdef void *tp = cnp.PyArray_DATA(target)
     cdef bint f32 = x.dtype == np.float32
     cdef bint i32 = target.dtype == np.int32
+    pb.index.target = tp
+    pb.index.target_is_64 = not i32
     with nogil:
         if split:
             if f32 and i32:
@@ -631,6 +597,17 @@ cdef Problem _problem(Py_ssize_t n_cls, object weight, double weight_total,
     pb.tile_loss = &tile_loss[0]
     pb.tile_weight = &tile_weight[0]
     pb.tile_bad = &tile_bad[0]
+    pb.index.target = NULL
+    pb.index.target_is_64 = 1
+    pb.index.n_cls = n_cls
+    pb.index.ignore_index = ignore_index
+    pb.index.weight = pb.weight
+    pb.index.weight_total = weight_total
+    pb.index.eps = eps
+    pb.index.loss_out = pb.loss_out
+    pb.index.want_grad = pb.grad != NULL
+    pb.index.gout = pb.gout
+    pb.index.gscale = gscale
     return pb
 
 

@@ -2,6 +2,19 @@
 cdef extern from "simd.h" nogil:
     ctypedef Py_ssize_t fce_intp
 
+    ctypedef struct fce_index_args:
+        const void *target
+        int target_is_64
+        fce_intp n_cls
+        long long ignore_index
+        const void *weight
+        double weight_total
+        double eps
+        void *loss_out
+        int want_grad
+        const double *gout
+        double gscale
+
     ctypedef struct fce_kernels_f32:
         void tile_lse(const float *x, fce_intp np_, fce_intp nc, fce_intp ps,
                       fce_intp cs, double *shift, double *logsum) noexcept nogil
@@ -18,6 +31,13 @@ cdef extern from "simd.h" nogil:
         void tile_log_softmax(const float *x, float *out, fce_intp np_, fce_intp nc,
                               fce_intp ps, fce_intp cs, const double *shift,
                               const double *logsum) noexcept nogil
+        double tile_index_finish(const float *x, fce_intp np_, fce_intp ps, fce_intp cs,
+                                 const fce_index_args *ia, fce_intp first,
+                                 const double *shift, const double *logsum,
+                                 const double *dot, double *a, double *beta,
+                                 double *weight_sum, fce_intp *bad) noexcept nogil
+        void tile_index_fix(float *g, fce_intp np_, fce_intp ps, fce_intp cs,
+                            const fce_index_args *ia, fce_intp first) noexcept nogil
         double bce_logits(const float *x, const float *y, fce_intp n, const float *w,
                           fce_intp ws, const float *pw, fce_intp pws, float *loss_out,
                           float *grad, const float *gout, fce_intp gos,
@@ -43,6 +63,13 @@ cdef extern from "simd.h" nogil:
         void tile_log_softmax(const double *x, double *out, fce_intp np_, fce_intp nc,
                               fce_intp ps, fce_intp cs, const double *shift,
                               const double *logsum) noexcept nogil
+        double tile_index_finish(const double *x, fce_intp np_, fce_intp ps, fce_intp cs,
+                                 const fce_index_args *ia, fce_intp first,
+                                 const double *shift, const double *logsum,
+                                 const double *dot, double *a, double *beta,
+                                 double *weight_sum, fce_intp *bad) noexcept nogil
+        void tile_index_fix(double *g, fce_intp np_, fce_intp ps, fce_intp cs,
+                            const fce_index_args *ia, fce_intp first) noexcept nogil
         double bce_logits(const double *x, const double *y, fce_intp n, const double *w,
                           fce_intp ws, const double *pw, fce_intp pws, double *loss_out,
                           double *grad, const double *gout, fce_intp gos,

@@ -12,6 +12,23 @@
 
 typedef ptrdiff_t fce_intp;
 
+/* What the per-position step of class-index targets reads besides a tile's
+ * statistics; the same for every dtype (weight and loss_out are in the
+ * kernel's dtype). */
+typedef struct {
+    const void *target;       /* flat class indices, int64 or int32 */
+    int target_is_64;
+    fce_intp n_cls;
+    long long ignore_index;
+    const void *weight;       /* (C,) class weights, or NULL */
+    double weight_total;      /* sum of the class weights (C without them) */
+    double eps;               /* label smoothing */
+    void *loss_out;           /* per-position loss, or NULL */
+    int want_grad;            /* also give the gradient coefficients */
+    const double *gout;       /* per-position upstream gradient, or NULL */
+    double gscale;            /* scalar factor of the gradient */
+} fce_index_args;
+
 #define FCE_DECLARE_TABLE(T, DT)                                                  \
     typedef struct {                                                              \
         void (*tile_lse)(const T *x, fce_intp np_, fce_intp nc, fce_intp ps,     \
@@ -30,6 +47,14 @@ typedef ptrdiff_t fce_intp;
         void (*tile_log_softmax)(const T *x, T *out, fce_intp np_, fce_intp nc,  \
                                  fce_intp ps, fce_intp cs, const double *shift,  \
                                  const double *logsum);                          \
+        double (*tile_index_finish)(const T *x, fce_intp np_, fce_intp ps,         \
+                                    fce_intp cs, const fce_index_args *ia,          \
+                                    fce_intp first, const double *shift,            \
+                                    const double *logsum, const double *dot,        \
+                                    double *a, double *beta, double *weight_sum,    \
+                                    fce_intp *bad);                                 \
+        void (*tile_index_fix)(T *g, fce_intp np_, fce_intp ps, fce_intp cs,        \
+                               const fce_index_args *ia, fce_intp first);           \
         double (*bce_logits)(const T *x, const T *y, fce_intp n, const T *w,     \
                              fce_intp ws, const T *pw, fce_intp pws,             \
                              T *loss_out, T *grad, const T *gout, fce_intp gos,  \

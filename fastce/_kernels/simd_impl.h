@@ -9,8 +9,9 @@
  * Why C and not Cython: gcc only vectorises a reduction or a loop holding a
  * polynomial exp when told that lanes are independent (`#pragma omp simd`),
  * which Cython cannot emit.  Everything here is a loop over a contiguous or
- * uniformly strided span; the Cython kernels own the row/tile structure,
- * targets, weights and threads.
+ * uniformly strided span of one tile (the per-position step of class-index
+ * targets too: a scalar loop there cost a third of a small-C forward); the
+ * Cython kernels own the tiling, the reductions across tiles and threads.
  *
  * A "tile" is n_pos positions (rows, or spatial positions of an (N, C, d...)
  * input) by n_cls classes; element (p, c) lives at x[p * ps + c * cs].  Rows
@@ -552,6 +553,170 @@ static void FN(tile_log_softmax)(const T *x, T *out, npy_intp np_, npy_intp nc,
     }
 }
 
+/* ------------------------------------------------ index targets ------- */
+
+#define FCE_TARGET(p)                                                             \
+    (is64 ? (long long)((const int64_t *)target)[p]                              \
+          : (long long)((const int32_t *)target)[p])
+#define FCE_TARGET_VALID(t) ((t) != ign && (t) >= 0 && (t) < nc)
+
+/* Gradient coefficients of class-index targets (step 2, see below). */
+static FCE_ALWAYS_INLINE void FN(index_coef_impl)(
+    npy_intp np_, const void *target, const int is64, const npy_intp nc,
+    const long long ign, const T *w, const int has_w, const double *gout,
+    const int has_gout, double gscale, double keep, double smooth, double wtotal,
+    double *a, double *beta)
+{
+#pragma omp simd
+    for (npy_intp p = 0; p < np_; p++) {
+        const long long t = FCE_TARGET(p);
+        const int valid = FCE_TARGET_VALID(t);
+        const double wt = has_w ? (double)w[valid ? t : 0] : 1.0;
+        const double s = gscale * (has_gout ? gout[p] : 1.0);
+        a[p] = valid ? s * (keep * wt + smooth * wtotal) : 0.0;
+        beta[p] = valid ? s * smooth : 0.0;
+    }
+}
+
+/* Step 2 of class-index targets for one tile, vectorised across positions:
+ * per position the loss
+ *   l = -(1 - eps) w_t log p_t - (eps / C) sum_c w_c log p_c
+ * (0 for ignored or out-of-range targets) and, when asked, the gradient
+ * coefficients a = s ((1 - eps) w_t + (eps / C) W), beta = s eps / C.  The
+ * lanes take the target's logit with a gather and select 0 for targets
+ * outside [0, C); the first out-of-range position is then found by a scalar
+ * scan, only when there is one.  The target-weight sum runs in position
+ * order, as the validation pass of the gradient path adds it, so forward
+ * and loss + gradient divide by the same bits.  np_ <= FCE_TILE_MAX. */
+static FCE_ALWAYS_INLINE double FN(index_finish_impl)(
+    const T *x, npy_intp np_, npy_intp ps, npy_intp cs, const fce_index_args *ia,
+    const void *target, const int is64, const T *w, const int has_w, const int smoothing,
+    T *loss_out, const double *gout, const double *shift, const double *logsum,
+    const double *dot, double *a, double *beta, double *weight_sum, npy_intp *bad)
+{
+    const npy_intp nc = ia->n_cls;
+    const long long ign = ia->ignore_index;
+    const double keep = 1.0 - ia->eps;
+    const double smooth = nc > 0 ? ia->eps / (double)nc : 0.0;
+    const double wtotal = ia->weight_total;
+    double losses[FCE_TILE_MAX];
+    double loss_sum = 0.0;
+    npy_intp n_valid = 0, n_bad = 0;
+    /* no branch in this loop: gcc vectorises only straight-line bodies */
+#pragma omp simd reduction(+ : loss_sum, n_valid, n_bad)
+    for (npy_intp p = 0; p < np_; p++) {
+        const long long t = FCE_TARGET(p);
+        const int valid = FCE_TARGET_VALID(t);
+        const npy_intp tc = valid ? (npy_intp)t : 0;
+        const double wt = has_w ? (double)w[tc] : 1.0;
+        double l = -keep * wt * (((double)x[p * ps + tc * cs] - shift[p]) - logsum[p]);
+        if (smoothing) l = l - smooth * (dot[p] - wtotal * logsum[p]);
+        l = valid ? l : 0.0;
+        losses[p] = l;
+        loss_sum += l;
+        n_valid += valid;
+        n_bad += t != ign && !valid;
+    }
+    if (loss_out) {
+#pragma omp simd
+        for (npy_intp p = 0; p < np_; p++) loss_out[p] = (T)losses[p];
+    }
+    if (ia->want_grad) {
+        if (gout)
+            FN(index_coef_impl)(np_, target, is64, nc, ign, w, has_w, gout, 1, ia->gscale,
+                                keep, smooth, wtotal, a, beta);
+        else
+            FN(index_coef_impl)(np_, target, is64, nc, ign, w, has_w, gout, 0, ia->gscale,
+                                keep, smooth, wtotal, a, beta);
+    }
+    if (has_w) {
+        double ws = 0.0;
+        for (npy_intp p = 0; p < np_; p++) {
+            const long long t = FCE_TARGET(p);
+            if (FCE_TARGET_VALID(t)) ws += (double)w[t];
+        }
+        *weight_sum = ws;
+    } else {
+        *weight_sum = (double)n_valid;
+    }
+    *bad = -1;
+    if (n_bad)
+        for (npy_intp p = 0; p < np_; p++) {
+            const long long t = FCE_TARGET(p);
+            if (t != ign && !FCE_TARGET_VALID(t)) {
+                *bad = p;
+                break;
+            }
+        }
+    return loss_sum;
+}
+/* The index-target part of the gradient, after tile_grad: subtract
+ * s (1 - eps) w_t at each target entry, and zero ignored positions exactly
+ * (their logits may be NaN). */
+static FCE_ALWAYS_INLINE void FN(index_fix_impl)(T *g, npy_intp np_, npy_intp ps,
+                                                npy_intp cs, const fce_index_args *ia,
+                                                const void *target, const int is64,
+                                                const double *gout)
+{
+    const npy_intp nc = ia->n_cls;
+    const long long ign = ia->ignore_index;
+    const T *w = (const T *)ia->weight;
+    const double keep = 1.0 - ia->eps;
+    for (npy_intp p = 0; p < np_; p++) {
+        const long long t = FCE_TARGET(p);
+        T *gp = g + p * ps;
+        if (FCE_TARGET_VALID(t)) {
+            const double wt = w ? (double)w[t] : 1.0;
+            const double s = ia->gscale * (gout ? gout[p] : 1.0);
+            gp[t * cs] = (T)(gp[t * cs] - s * keep * wt);
+        } else if (cs == 1) {
+            memset(gp, 0, (size_t)nc * sizeof(T));
+        } else {
+            for (npy_intp c = 0; c < nc; c++) gp[c * cs] = 0;
+        }
+    }
+}
+
+#undef FCE_TARGET
+#undef FCE_TARGET_VALID
+
+/* Positions first..first+np_ of the flat target / gout. */
+static void FN(tile_index_fix)(T *g, npy_intp np_, npy_intp ps, npy_intp cs,
+                               const fce_index_args *ia, npy_intp first)
+{
+    const double *gout = ia->gout ? ia->gout + first : NULL;
+    if (ia->target_is_64)
+        FN(index_fix_impl)(g, np_, ps, cs, ia, (const int64_t *)ia->target + first, 1, gout);
+    else
+        FN(index_fix_impl)(g, np_, ps, cs, ia, (const int32_t *)ia->target + first, 0, gout);
+}
+
+/* Returns the tile's loss sum; *weight_sum gets the sum of its target
+ * weights, *bad its first out-of-range position (relative to first) or -1.
+ * Positions are first..first+np_ of the flat target / loss_out / gout. */
+static double FN(tile_index_finish)(const T *x, npy_intp np_, npy_intp ps, npy_intp cs,
+                                    const fce_index_args *ia, npy_intp first,
+                                    const double *shift, const double *logsum,
+                                    const double *dot, double *a, double *beta,
+                                    double *weight_sum, npy_intp *bad)
+{
+    const T *w = (const T *)ia->weight;
+    const int smoothing = ia->eps > 0;
+    const void *target = ia->target_is_64 ? (const void *)((const int64_t *)ia->target + first)
+                                          : (const void *)((const int32_t *)ia->target + first);
+    T *loss_out = ia->loss_out ? (T *)ia->loss_out + first : NULL;
+    const double *gout = ia->gout ? ia->gout + first : NULL;
+#define FCE_FINISH(is64, hw, sm)                                                   \
+    FN(index_finish_impl)(x, np_, ps, cs, ia, target, is64, w, hw, sm, loss_out, gout, \
+                          shift, logsum, dot, a, beta, weight_sum, bad)
+#define FCE_FINISH_BY_TARGET(hw, sm) \
+    (ia->target_is_64 ? FCE_FINISH(1, hw, sm) : FCE_FINISH(0, hw, sm))
+    if (w) return smoothing ? FCE_FINISH_BY_TARGET(1, 1) : FCE_FINISH_BY_TARGET(1, 0);
+    return smoothing ? FCE_FINISH_BY_TARGET(0, 1) : FCE_FINISH_BY_TARGET(0, 0);
+#undef FCE_FINISH_BY_TARGET
+#undef FCE_FINISH
+}
+
 /* ---------------------------------------------------- binary losses ---- */
 
 /* Binary cross-entropy on logits over a span, as
@@ -666,6 +831,7 @@ static npy_intp FN(first_outside_unit)(const T *v, npy_intp n)
 /* The table of this (dtype, ISA) pair's entry points. */
 static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
     FN(tile_lse), FN(tile_wdot), FN(tile_prob), FN(tile_grad), FN(tile_log_softmax),
+    FN(tile_index_finish), FN(tile_index_fix),
     FN(bce_logits), FN(bce_prob), FN(first_outside_unit),
 };
 
