@@ -16,7 +16,6 @@ typedef fce_intp npy_intp;
 #define FCE_LANES 64          /* independent accumulators in span_sum_exp */
 #define FCE_ROW_BLOCK 2048    /* online log-sum-exp block (8 KB in float) */
 #define FCE_CLASS_CHUNK 256   /* classes summed in T before adding to double */
-#define FCE_ROWWISE_MIN_C 32  /* shorter rows vectorise across rows */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define FCE_MULTI_ARCH 1

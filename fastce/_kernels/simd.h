@@ -55,6 +55,11 @@ typedef struct {
                                     fce_intp *bad);                                 \
         void (*tile_index_fix)(T *g, fce_intp np_, fce_intp ps, fce_intp cs,        \
                                const fce_index_args *ia, fce_intp first);           \
+        /* rows of 1 < nc < FCE_ROWWISE_MIN_C contiguous classes only */           \
+        double (*tile_index_short_grad)(const T *x, T *g, fce_intp np_,             \
+                                        fce_intp nc, const fce_index_args *ia,      \
+                                        fce_intp first, double *weight_sum,         \
+                                        fce_intp *bad);                             \
         double (*bce_logits)(const T *x, const T *y, fce_intp n, const T *w,     \
                              fce_intp ws, const T *pw, fce_intp pws,             \
                              T *loss_out, T *grad, const T *gout, fce_intp gos,  \
@@ -70,6 +75,8 @@ FCE_DECLARE_TABLE(double, f64)
 
 /* Positions per tile in position-major mode (stack buffers are this long). */
 #define FCE_TILE_MAX 256
+/* Contiguous rows shorter than this vectorise across rows (transposed). */
+#define FCE_ROWWISE_MIN_C 32
 
 /* Pick the variant: name is "auto" / NULL (best supported), "baseline",
  * "avx2" or "avx512".  Returns the name chosen, or NULL when the named one

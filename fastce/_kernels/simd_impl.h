@@ -251,9 +251,13 @@ static FCE_INLINE void FN(row_lse)(const T *x, npy_intp n, double *shift, double
 }
 
 /* Position-major log-sum-exp: lanes are positions, the loop runs over
- * classes, loads are contiguous (ps == 1). */
-static FCE_ALWAYS_INLINE void FN(tile_lse_pm)(const T *x, npy_intp np_, npy_intp nc,
-                                              npy_intp cs, double *shift, double *logsum)
+ * classes, loads are contiguous (ps == 1).  keep_exp: also store each
+ * exp(x - shift) in e (same layout as x; e may be x) and each position's
+ * sum of them in sum. */
+static FCE_ALWAYS_INLINE void FN(tile_lse_pm_impl)(const T *x, npy_intp np_, npy_intp nc,
+                                                   npy_intp cs, double *shift,
+                                                   double *logsum, T *e, double *sum,
+                                                   const int keep_exp)
 {
     T m[FCE_TILE_MAX], s[FCE_TILE_MAX];
     double sd[FCE_TILE_MAX];
@@ -270,8 +274,13 @@ static FCE_ALWAYS_INLINE void FN(tile_lse_pm)(const T *x, npy_intp np_, npy_intp
         for (npy_intp p = 0; p < np_; p++) s[p] = 0;
         for (npy_intp c = cb; c < ce; c++) {
             const T *xc = x + c * cs;
+            T *ec = keep_exp ? e + c * cs : NULL;
 #pragma omp simd
-            for (npy_intp p = 0; p < np_; p++) s[p] += FN(exp_nonpos)(xc[p] - m[p]);
+            for (npy_intp p = 0; p < np_; p++) {
+                T v = FN(exp_nonpos)(xc[p] - m[p]);
+                if (keep_exp) ec[p] = v;
+                s[p] += v;
+            }
         }
         for (npy_intp p = 0; p < np_; p++) sd[p] += (double)s[p];
     }
@@ -279,7 +288,14 @@ static FCE_ALWAYS_INLINE void FN(tile_lse_pm)(const T *x, npy_intp np_, npy_intp
     for (npy_intp p = 0; p < np_; p++) {
         shift[p] = (double)m[p];
         logsum[p] = FN(log_sum)(sd[p]);
+        if (keep_exp) sum[p] = sd[p];
     }
+}
+
+static FCE_ALWAYS_INLINE void FN(tile_lse_pm)(const T *x, npy_intp np_, npy_intp nc,
+                                              npy_intp cs, double *shift, double *logsum)
+{
+    FN(tile_lse_pm_impl)(x, np_, nc, cs, shift, logsum, NULL, NULL, 0);
 }
 
 /* Rows shorter than FCE_ROWWISE_MIN_C are too short for a SIMD loop along
@@ -691,6 +707,7 @@ static void FN(tile_index_fix)(T *g, npy_intp np_, npy_intp ps, npy_intp cs,
         FN(index_fix_impl)(g, np_, ps, cs, ia, (const int32_t *)ia->target + first, 0, gout);
 }
 
+
 /* Returns the tile's loss sum; *weight_sum gets the sum of its target
  * weights, *bad its first out-of-range position (relative to first) or -1.
  * Positions are first..first+np_ of the flat target / loss_out / gout. */
@@ -715,6 +732,64 @@ static double FN(tile_index_finish)(const T *x, npy_intp np_, npy_intp ps, npy_i
     return smoothing ? FCE_FINISH_BY_TARGET(0, 1) : FCE_FINISH_BY_TARGET(0, 0);
 #undef FCE_FINISH_BY_TARGET
 #undef FCE_FINISH
+}
+
+/* g = a softmax - w beta over a class-major tile whose exponentials
+ * exp(x - shift) are in e (overwritten by g): softmax = e / sum.  A row of
+ * -inf has sum 0 and gives NaN, as exp(x - logsum) does. */
+static FCE_ALWAYS_INLINE void FN(short_grad_impl)(T *e, npy_intp np_, npy_intp nc,
+                                                 const double *sum, const double *a,
+                                                 const double *beta, const T *w,
+                                                 const int has_beta, const int has_w)
+{
+    T scale[FCE_TILE_MAX], bp[FCE_TILE_MAX];
+#pragma omp simd
+    for (npy_intp p = 0; p < np_; p++) {
+        scale[p] = (T)(a[p] / sum[p]);
+        bp[p] = has_beta ? (T)beta[p] : 0;
+    }
+    for (npy_intp c = 0; c < nc; c++) {
+        T *ec = e + c * np_;
+        const T wc = has_w ? w[c] : (T)1;
+#pragma omp simd
+        for (npy_intp p = 0; p < np_; p++) {
+            T v = scale[p] * ec[p];
+            if (has_beta) v -= has_w ? wc * bp[p] : bp[p];
+            ec[p] = v;
+        }
+    }
+}
+
+/* Loss + gradient of a tile of short contiguous rows (nc below
+ * FCE_ROWWISE_MIN_C, ps == nc) with class-index targets, in one call: the
+ * tile is transposed once, the log-sum-exp pass keeps its exponentials and
+ * they become the softmax of the gradient, which is transposed back into g
+ * (g may be x: x is last read before g is written).  Returns the loss sum;
+ * weight_sum and bad as in tile_index_finish. */
+static double FN(tile_index_short_grad)(const T *x, T *g, npy_intp np_, npy_intp nc,
+                                        const fce_index_args *ia, npy_intp first,
+                                        double *weight_sum, npy_intp *bad)
+{
+    T buf[FCE_TILE_MAX * FCE_ROWWISE_MIN_C];
+    double shift[FCE_TILE_MAX], logsum[FCE_TILE_MAX], sum[FCE_TILE_MAX], dot[FCE_TILE_MAX];
+    double a[FCE_TILE_MAX], beta[FCE_TILE_MAX];
+    const T *w = (const T *)ia->weight;
+    const int smoothing = ia->eps > 0;
+    FN(transpose_in)(x, np_, nc, nc, buf);
+    FN(tile_lse_pm_impl)(buf, np_, nc, np_, shift, logsum, buf, sum, 1);
+    /* the class sums and the target gather read x, as the forward does */
+    if (smoothing) FN(tile_wdot)(x, np_, nc, nc, 1, w, shift, dot);
+    double loss = FN(tile_index_finish)(x, np_, nc, 1, ia, first, shift, logsum, dot, a,
+                                        beta, weight_sum, bad);
+    if (!smoothing)
+        FN(short_grad_impl)(buf, np_, nc, sum, a, beta, w, 0, 0);
+    else if (w)
+        FN(short_grad_impl)(buf, np_, nc, sum, a, beta, w, 1, 1);
+    else
+        FN(short_grad_impl)(buf, np_, nc, sum, a, beta, w, 1, 0);
+    FN(tile_index_fix)(buf, np_, 1, np_, ia, first);
+    FN(transpose_out)(buf, np_, nc, nc, g);
+    return loss;
 }
 
 /* ---------------------------------------------------- binary losses ---- */
@@ -831,7 +906,7 @@ static npy_intp FN(first_outside_unit)(const T *v, npy_intp n)
 /* The table of this (dtype, ISA) pair's entry points. */
 static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
     FN(tile_lse), FN(tile_wdot), FN(tile_prob), FN(tile_grad), FN(tile_log_softmax),
-    FN(tile_index_finish), FN(tile_index_fix),
+    FN(tile_index_finish), FN(tile_index_fix), FN(tile_index_short_grad),
     FN(bce_logits), FN(bce_prob), FN(first_outside_unit),
 };
 
