@@ -5,7 +5,12 @@
 Times fastce forward and loss + gradient (with a preallocated ``out=``) on
 the SPEC section 5 workloads plus one huge row, interleaving the thread
 counts round by round, and prints medians and the speedup over 1 thread.
-With torch installed, torch's forward at the same thread counts is shown.
+With torch installed, torch's forward at the same thread counts is shown,
+and so is the time to stream the inputs once (``torch.sum`` of the logits,
+plus the targets for BCE) at n threads: the memory ceiling.  A kernel can
+scale no better than that read once its time is the read's; on the 2-core
+VM the inputs of C, D and E exceed the 32 MB L3, and two threads read them
+only about 1.2x faster than one.
 """
 import argparse
 import time
@@ -52,14 +57,17 @@ def main():
         torch = None
     rng = np.random.default_rng(0)
     print(f"{'workload':22s} {'thr':>3s} {'fwd ms':>8s} {'l+g ms':>8s} "
-          f"{'fwd x1T':>7s} {'l+g x1T':>7s} {'torch fwd':>9s}")
+          f"{'fwd x1T':>7s} {'l+g x1T':>7s} {'torch fwd':>9s} {'read ms':>8s} "
+          f"{'read x1T':>8s}")
     for name, (kind, shape) in WORKLOADS.items():
         x, t, fwd, lg = _calls(kind, shape, rng)
         if torch is not None:
             xt, tt = torch.from_numpy(x), torch.from_numpy(t)
             tf = (F.binary_cross_entropy_with_logits if kind == "bce"
                   else F.cross_entropy)
-        times = {n: {"fwd": [], "lg": [], "torch": []} for n in threads}
+            # one streaming read of every input the kernel reads
+            streams = [xt] + ([torch.from_numpy(t)] if kind == "bce" else [])
+        times = {n: {"fwd": [], "lg": [], "torch": [], "read": []} for n in threads}
         for n in threads:  # warm up every team size
             fwd(n), lg(n)
         for _ in range(args.rounds):
@@ -74,13 +82,19 @@ def main():
                         t0 = time.perf_counter()
                         tf(xt, tt)
                         times[n]["torch"].append(time.perf_counter() - t0)
-        base = {k: np.median(times[threads[0]][k]) for k in ("fwd", "lg")}
+                        t0 = time.perf_counter()
+                        for a in streams:
+                            a.sum()
+                        times[n]["read"].append(time.perf_counter() - t0)
+        base = {k: np.median(times[threads[0]][k]) if times[threads[0]][k] else float("nan")
+                for k in ("fwd", "lg", "read")}
         for n in threads:
             med = {k: np.median(v) * 1e3 if v else float("nan")
                    for k, v in times[n].items()}
             print(f"{name:22s} {n:3d} {med['fwd']:8.3f} {med['lg']:8.3f} "
                   f"{base['fwd'] * 1e3 / med['fwd']:7.2f} "
-                  f"{base['lg'] * 1e3 / med['lg']:7.2f} {med['torch']:9.3f}")
+                  f"{base['lg'] * 1e3 / med['lg']:7.2f} {med['torch']:9.3f} "
+                  f"{med['read']:8.3f} {base['read'] * 1e3 / med['read']:8.2f}")
 
 
 if __name__ == "__main__":
