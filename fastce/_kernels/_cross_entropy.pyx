@@ -32,7 +32,8 @@ cimport numpy as cnp
 import numpy as np
 
 from fastce._kernels._runtime cimport (
-    FCE_ROWWISE_MIN_C, fce_index_args, kernels_f32, kernels_f64, usable_threads)
+    FCE_KEEP_EXP_MAX, FCE_ROW_BLOCK, fce_index_args, kernels_f32, kernels_f64,
+    usable_threads)
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling, parallel_units,
     tile_start, use_split, SPLIT_MAX_ROWS)
@@ -129,18 +130,25 @@ cdef inline double _finish_index(const floating *x, Py_ssize_t n, Py_ssize_t ps,
     return loss
 
 
-cdef inline double _short_rows_grad(const floating *x, floating *g, Py_ssize_t n,
-                                    Py_ssize_t n_cls, const Problem *pb, Py_ssize_t first,
-                                    double *weight_sum, Py_ssize_t *bad) noexcept nogil:
-    """Steps 1-3 of a tile of short contiguous rows, in one C call (the tile
-    is transposed once).  Returns the loss sum; bad as in _finish_index."""
+cdef inline bint _keeps_exp(const Tiling *tl, Py_ssize_t n) noexcept nogil:
+    """Whether a loss + gradient tile of n positions can keep its
+    exponentials for the gradient (contiguous rows that fit the buffer)."""
+    return (tl.cs == 1 and tl.ps == tl.n_cls and 1 < tl.n_cls <= FCE_ROW_BLOCK
+            and n * tl.n_cls <= FCE_KEEP_EXP_MAX)
+
+
+cdef inline double _grad_kept(const floating *x, floating *g, Py_ssize_t n,
+                              Py_ssize_t n_cls, const Problem *pb, Py_ssize_t first,
+                              double *weight_sum, Py_ssize_t *bad) noexcept nogil:
+    """Steps 1-3 of a tile of contiguous rows in one C call, each element
+    exponentiated once.  Returns the loss sum; bad as in _finish_index."""
     cdef double loss
     if floating is float:
-        loss = kernels_f32().tile_index_short_grad(x, g, n, n_cls, &pb.index, first,
-                                                   weight_sum, bad)
+        loss = kernels_f32().tile_index_grad_kept(x, g, n, n_cls, &pb.index, first,
+                                                  weight_sum, bad)
     else:
-        loss = kernels_f64().tile_index_short_grad(x, g, n, n_cls, &pb.index, first,
-                                                   weight_sum, bad)
+        loss = kernels_f64().tile_index_grad_kept(x, g, n, n_cls, &pb.index, first,
+                                                  weight_sum, bad)
     if bad[0] >= 0:
         bad[0] += first
     return loss
@@ -209,10 +217,9 @@ cdef void _index_tile(const floating *x, const index_t *target, const Problem *p
     cdef const floating *w = <const floating *> pb.weight
     cdef bint smoothing = pb.eps > 0
 
-    if (pb.grad != NULL and tl.cs == 1 and tl.ps == tl.n_cls
-            and 1 < tl.n_cls < FCE_ROWWISE_MIN_C):
-        pb.tile_loss[k] = _short_rows_grad(xt, (<floating *> pb.grad) + base, n, tl.n_cls,
-                                           pb, first, &pb.tile_weight[k], &bad)
+    if pb.grad != NULL and _keeps_exp(tl, n):
+        pb.tile_loss[k] = _grad_kept(xt, (<floating *> pb.grad) + base, n, tl.n_cls, pb,
+                                     first, &pb.tile_weight[k], &bad)
         pb.tile_bad[k] = bad
         return
     _lse(xt, n, tl.n_cls, tl.ps, tl.cs, shift, logsum)

@@ -38,9 +38,9 @@ cdef extern from "simd.h" nogil:
                                  double *weight_sum, fce_intp *bad) noexcept nogil
         void tile_index_fix(float *g, fce_intp np_, fce_intp ps, fce_intp cs,
                             const fce_index_args *ia, fce_intp first) noexcept nogil
-        double tile_index_short_grad(const float *x, float *g, fce_intp np_, fce_intp nc,
-                                     const fce_index_args *ia, fce_intp first,
-                                     double *weight_sum, fce_intp *bad) noexcept nogil
+        double tile_index_grad_kept(const float *x, float *g, fce_intp np_, fce_intp nc,
+                                    const fce_index_args *ia, fce_intp first,
+                                    double *weight_sum, fce_intp *bad) noexcept nogil
         double bce_logits(const float *x, const float *y, fce_intp n, const float *w,
                           fce_intp ws, const float *pw, fce_intp pws, float *loss_out,
                           float *grad, const float *gout, fce_intp gos,
@@ -73,9 +73,9 @@ cdef extern from "simd.h" nogil:
                                  double *weight_sum, fce_intp *bad) noexcept nogil
         void tile_index_fix(double *g, fce_intp np_, fce_intp ps, fce_intp cs,
                             const fce_index_args *ia, fce_intp first) noexcept nogil
-        double tile_index_short_grad(const double *x, double *g, fce_intp np_, fce_intp nc,
-                                     const fce_index_args *ia, fce_intp first,
-                                     double *weight_sum, fce_intp *bad) noexcept nogil
+        double tile_index_grad_kept(const double *x, double *g, fce_intp np_, fce_intp nc,
+                                    const fce_index_args *ia, fce_intp first,
+                                    double *weight_sum, fce_intp *bad) noexcept nogil
         double bce_logits(const double *x, const double *y, fce_intp n, const double *w,
                           fce_intp ws, const double *pw, fce_intp pws, double *loss_out,
                           double *grad, const double *gout, fce_intp gos,
@@ -87,6 +87,8 @@ cdef extern from "simd.h" nogil:
 
     int FCE_TILE_MAX
     int FCE_ROWWISE_MIN_C
+    int FCE_ROW_BLOCK
+    int FCE_KEEP_EXP_MAX
 
 
 cdef const fce_kernels_f32 *kernels_f32() noexcept nogil

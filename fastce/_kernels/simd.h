@@ -55,11 +55,11 @@ typedef struct {
                                     fce_intp *bad);                                 \
         void (*tile_index_fix)(T *g, fce_intp np_, fce_intp ps, fce_intp cs,        \
                                const fce_index_args *ia, fce_intp first);           \
-        /* rows of 1 < nc < FCE_ROWWISE_MIN_C contiguous classes only */           \
-        double (*tile_index_short_grad)(const T *x, T *g, fce_intp np_,             \
-                                        fce_intp nc, const fce_index_args *ia,      \
-                                        fce_intp first, double *weight_sum,         \
-                                        fce_intp *bad);                             \
+        /* contiguous rows, 1 < nc <= FCE_ROW_BLOCK, np_ nc <= FCE_KEEP_EXP_MAX */  \
+        double (*tile_index_grad_kept)(const T *x, T *g, fce_intp np_,              \
+                                       fce_intp nc, const fce_index_args *ia,       \
+                                       fce_intp first, double *weight_sum,          \
+                                       fce_intp *bad);                              \
         double (*bce_logits)(const T *x, const T *y, fce_intp n, const T *w,     \
                              fce_intp ws, const T *pw, fce_intp pws,             \
                              T *loss_out, T *grad, const T *gout, fce_intp gos,  \
@@ -77,6 +77,10 @@ FCE_DECLARE_TABLE(double, f64)
 #define FCE_TILE_MAX 256
 /* Contiguous rows shorter than this vectorise across rows (transposed). */
 #define FCE_ROWWISE_MIN_C 32
+/* Online log-sum-exp block of a long row (8 KB in float). */
+#define FCE_ROW_BLOCK 2048
+/* Most elements a tile keeps the exponentials of for its gradient. */
+#define FCE_KEEP_EXP_MAX 8192
 
 /* Pick the variant: name is "auto" / NULL (best supported), "baseline",
  * "avx2" or "avx512".  Returns the name chosen, or NULL when the named one

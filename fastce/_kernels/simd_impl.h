@@ -201,13 +201,24 @@ static FCE_INLINE double FN(log_sum)(double v)
  * stays and turns its row into NaN, as in PyTorch. */
 #define FCE_SHIFT(m) ((m) == -(T)INFINITY ? (T)0 : (m))
 
-/* Sum of exp(x[i] - shift) over a contiguous span; x[i] - shift <= 0. */
-static FCE_INLINE double FN(span_sum_exp)(const T *x, npy_intp n, T shift)
+/* Sum of exp(x[i] - shift) over a contiguous span; x[i] - shift <= 0.
+ * keep_exp: also store each term in e. */
+static FCE_ALWAYS_INLINE double FN(span_sum_exp_impl)(const T *x, npy_intp n, T shift, T *e,
+                                                      const int keep_exp)
 {
     T s = 0;
 #pragma omp simd reduction(+ : s)
-    for (npy_intp i = 0; i < n; i++) s += FN(exp_nonpos)(x[i] - shift);
+    for (npy_intp i = 0; i < n; i++) {
+        T v = FN(exp_nonpos)(x[i] - shift);
+        if (keep_exp) e[i] = v;
+        s += v;
+    }
     return (double)s;
+}
+
+static FCE_INLINE double FN(span_sum_exp)(const T *x, npy_intp n, T shift)
+{
+    return FN(span_sum_exp_impl)(x, n, shift, NULL, 0);
 }
 
 static FCE_INLINE T FN(span_max)(const T *x, npy_intp n)
@@ -734,13 +745,15 @@ static double FN(tile_index_finish)(const T *x, npy_intp np_, npy_intp ps, npy_i
 #undef FCE_FINISH
 }
 
-/* g = a softmax - w beta over a class-major tile whose exponentials
- * exp(x - shift) are in e (overwritten by g): softmax = e / sum.  A row of
- * -inf has sum 0 and gives NaN, as exp(x - logsum) does. */
-static FCE_ALWAYS_INLINE void FN(short_grad_impl)(T *e, npy_intp np_, npy_intp nc,
-                                                 const double *sum, const double *a,
-                                                 const double *beta, const T *w,
-                                                 const int has_beta, const int has_w)
+/* g = a softmax - w beta from kept exponentials e = exp(x - shift):
+ * softmax = e / sum, so the gradient pass needs no exp.  Element (p, c) of
+ * e and g at p * ps + c * cs (g may be e).  A row of -inf has sum 0 and
+ * gives NaN, as exp(x - logsum) does. */
+static FCE_ALWAYS_INLINE void FN(kept_grad_impl)(const T *e, T *g, npy_intp np_, npy_intp nc,
+                                                npy_intp ps, npy_intp cs, const double *sum,
+                                                const double *a, const double *beta,
+                                                const T *w, const int has_beta,
+                                                const int has_w)
 {
     T scale[FCE_TILE_MAX], bp[FCE_TILE_MAX];
 #pragma omp simd
@@ -748,47 +761,79 @@ static FCE_ALWAYS_INLINE void FN(short_grad_impl)(T *e, npy_intp np_, npy_intp n
         scale[p] = (T)(a[p] / sum[p]);
         bp[p] = has_beta ? (T)beta[p] : 0;
     }
-    for (npy_intp c = 0; c < nc; c++) {
-        T *ec = e + c * np_;
-        const T wc = has_w ? w[c] : (T)1;
-#pragma omp simd
+    if (cs == 1) {
         for (npy_intp p = 0; p < np_; p++) {
-            T v = scale[p] * ec[p];
-            if (has_beta) v -= has_w ? wc * bp[p] : bp[p];
-            ec[p] = v;
+            const T *er = e + p * ps;
+            T *gr = g + p * ps;
+            const T sp = scale[p], b = bp[p];
+#pragma omp simd
+            for (npy_intp c = 0; c < nc; c++) {
+                T v = sp * er[c];
+                if (has_beta) v -= has_w ? w[c] * b : b;
+                gr[c] = v;
+            }
+        }
+    } else {
+        for (npy_intp c = 0; c < nc; c++) {
+            const T *ec = e + c * cs;
+            T *gc = g + c * cs;
+            const T wc = has_w ? w[c] : (T)1;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) {
+                T v = scale[p] * ec[p];
+                if (has_beta) v -= has_w ? wc * bp[p] : bp[p];
+                gc[p] = v;
+            }
         }
     }
 }
 
-/* Loss + gradient of a tile of short contiguous rows (nc below
- * FCE_ROWWISE_MIN_C, ps == nc) with class-index targets, in one call: the
- * tile is transposed once, the log-sum-exp pass keeps its exponentials and
- * they become the softmax of the gradient, which is transposed back into g
- * (g may be x: x is last read before g is written).  Returns the loss sum;
- * weight_sum and bad as in tile_index_finish. */
-static double FN(tile_index_short_grad)(const T *x, T *g, npy_intp np_, npy_intp nc,
-                                        const fce_index_args *ia, npy_intp first,
-                                        double *weight_sum, npy_intp *bad)
+/* Loss + gradient of a tile of contiguous rows (ps == nc, 1 < nc <=
+ * FCE_ROW_BLOCK, np_ * nc <= FCE_KEEP_EXP_MAX) with class-index targets, in
+ * one call: the log-sum-exp pass keeps its exponentials in a buffer and
+ * they become the softmax of the gradient, so each element is exponentiated
+ * once.  Short rows are transposed in once and out once.  The statistics
+ * are those of tile_lse (row_lse is one block here), so the loss has the
+ * forward's bits.  g may be x: x is last read before g is written.  Returns
+ * the loss sum; weight_sum and bad as in tile_index_finish. */
+static double FN(tile_index_grad_kept)(const T *x, T *g, npy_intp np_, npy_intp nc,
+                                       const fce_index_args *ia, npy_intp first,
+                                       double *weight_sum, npy_intp *bad)
 {
-    T buf[FCE_TILE_MAX * FCE_ROWWISE_MIN_C];
+    T buf[FCE_KEEP_EXP_MAX];
     double shift[FCE_TILE_MAX], logsum[FCE_TILE_MAX], sum[FCE_TILE_MAX], dot[FCE_TILE_MAX];
     double a[FCE_TILE_MAX], beta[FCE_TILE_MAX];
     const T *w = (const T *)ia->weight;
     const int smoothing = ia->eps > 0;
-    FN(transpose_in)(x, np_, nc, nc, buf);
-    FN(tile_lse_pm_impl)(buf, np_, nc, np_, shift, logsum, buf, sum, 1);
+    const int short_rows = nc < FCE_ROWWISE_MIN_C;
+    if (short_rows) {
+        FN(transpose_in)(x, np_, nc, nc, buf);
+        FN(tile_lse_pm_impl)(buf, np_, nc, np_, shift, logsum, buf, sum, 1);
+    } else {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *xr = x + p * nc;
+            FN(prefetch_span)(xr + nc, nc);
+            const T m = FCE_SHIFT(FN(span_max)(xr, nc));
+            sum[p] = FN(span_sum_exp_impl)(xr, nc, m, buf + p * nc, 1);
+            shift[p] = (double)m;
+            logsum[p] = log(sum[p]);
+        }
+    }
     /* the class sums and the target gather read x, as the forward does */
     if (smoothing) FN(tile_wdot)(x, np_, nc, nc, 1, w, shift, dot);
     double loss = FN(tile_index_finish)(x, np_, nc, 1, ia, first, shift, logsum, dot, a,
                                         beta, weight_sum, bad);
+    /* short rows: the gradient is formed in the buffer, then transposed out */
+    T *gk = short_rows ? buf : g;
+    const npy_intp ps = short_rows ? 1 : nc, cs = short_rows ? np_ : 1;
     if (!smoothing)
-        FN(short_grad_impl)(buf, np_, nc, sum, a, beta, w, 0, 0);
+        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, a, beta, w, 0, 0);
     else if (w)
-        FN(short_grad_impl)(buf, np_, nc, sum, a, beta, w, 1, 1);
+        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, a, beta, w, 1, 1);
     else
-        FN(short_grad_impl)(buf, np_, nc, sum, a, beta, w, 1, 0);
-    FN(tile_index_fix)(buf, np_, 1, np_, ia, first);
-    FN(transpose_out)(buf, np_, nc, nc, g);
+        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, a, beta, w, 1, 0);
+    FN(tile_index_fix)(gk, np_, ps, cs, ia, first);
+    if (short_rows) FN(transpose_out)(buf, np_, nc, nc, g);
     return loss;
 }
 
@@ -906,7 +951,7 @@ static npy_intp FN(first_outside_unit)(const T *v, npy_intp n)
 /* The table of this (dtype, ISA) pair's entry points. */
 static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
     FN(tile_lse), FN(tile_wdot), FN(tile_prob), FN(tile_grad), FN(tile_log_softmax),
-    FN(tile_index_finish), FN(tile_index_fix), FN(tile_index_short_grad),
+    FN(tile_index_finish), FN(tile_index_fix), FN(tile_index_grad_kept),
     FN(bce_logits), FN(bce_prob), FN(first_outside_unit),
 };
 
