@@ -6,9 +6,10 @@ Disassembles fastce's SIMD primitives (objdump -d) and counts, per
 instruction-set variant, the instructions that use 512-bit (zmm), 256-bit
 (ymm) and 128-bit (xmm) registers, plus calls into libm.  A variant whose
 hot loops vectorised shows zmm (avx512) / ymm (avx2) work; the baseline
-variant is SSE2 (xmm) by construction.  The only libm calls are in
-tile_lse: one exp per 2048-element block (rescaling the running sum when
-the max grows) and one log per row -- never one per element.
+variant is SSE2 (xmm) by construction.  The only libm calls are one exp
+per 2048-element block in tile_lse (rescaling the running sum when the max
+grows) and one log per row in tile_lse / tile_index_grad_kept -- never one
+per element.
 """
 import collections
 import glob
@@ -18,7 +19,7 @@ import subprocess
 import sys
 
 PRIMITIVES = ("tile_lse", "tile_grad", "tile_wdot", "tile_prob", "tile_log_softmax",
-              "bce_logits")
+              "tile_index_finish", "tile_index_grad_kept", "bce_logits")
 
 
 def main():
