@@ -32,7 +32,7 @@ cimport numpy as cnp
 import numpy as np
 
 from fastce._kernels._runtime cimport (
-    FCE_KEEP_EXP_MAX, FCE_ROW_BLOCK, fce_index_args, kernels_f32, kernels_f64,
+    FCE_KEEP_EXP_MAX, FCE_ROW_BLOCK, FCE_TILE_MAX, fce_index_args, kernels_f32, kernels_f64,
     usable_threads)
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling, parallel_units,
@@ -134,7 +134,7 @@ cdef inline bint _keeps_exp(const Tiling *tl, Py_ssize_t n) noexcept nogil:
     """Whether a loss + gradient tile of n positions can keep its
     exponentials for the gradient (contiguous rows that fit the buffer)."""
     return (tl.cs == 1 and tl.ps == tl.n_cls and 1 < tl.n_cls <= FCE_ROW_BLOCK
-            and n * tl.n_cls <= FCE_KEEP_EXP_MAX)
+            and n <= FCE_TILE_MAX and n * tl.n_cls <= FCE_KEEP_EXP_MAX)
 
 
 cdef inline double _grad_kept(const floating *x, floating *g, Py_ssize_t n,
@@ -182,7 +182,7 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
     cdef double keep = 1.0 - pb.eps
     cdef double smooth = pb.eps / pb.n_cls if pb.n_cls > 0 else 0.0
     cdef double l, s
-    cdef double loss_sum = 0.0   # a local: sums may alias a, beta, gamma
+    cdef double loss_sum = 0.0   # a local: the compiler must assume a, beta, gamma alias sums
     cdef Py_ssize_t p
     for p in range(n):
         # -sum_c w_c y'_c log p_c with y' = (1 - eps) y + eps / C
@@ -204,8 +204,9 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
 
 # ------------------------------------------------------------- tiles --
 
-cdef void _index_tile(const floating *x, const index_t *target, const Problem *pb,
-                      const Tiling *tl, Py_ssize_t k) noexcept nogil:
+cdef void _index_tile(const floating *x, const Problem *pb, const Tiling *tl,
+                      Py_ssize_t k) noexcept nogil:
+    """Cross-entropy of tile k; the targets are pb.index.target."""
     cdef double shift[TILE_MAX]
     cdef double logsum[TILE_MAX]
     cdef double dot[TILE_MAX]
@@ -346,7 +347,7 @@ cdef void _run_tiles(const floating *x, const index_t *target, const Problem *pb
     if mode == CROSS_ENTROPY:
         for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads,
                        chunksize=tile_chunk(tl.n_tiles, n_threads)):
-            _index_tile(x, target, pb, tl, k)
+            _index_tile(x, pb, tl, k)
     elif mode == NLL:
         for k in prange(tl.n_tiles, schedule='dynamic', num_threads=n_threads,
                        chunksize=tile_chunk(tl.n_tiles, n_threads)):
@@ -467,7 +468,7 @@ cdef void _split_write(const floating *x, const floating *y, const Problem *pb,
         _chunk_write(x, y, pb, sp, k, shift, logsum, a, beta, gamma)
 
 
-cdef void _run_split(const floating *x, const index_t *target, const floating *y,
+cdef void _run_split(const floating *x, const floating *y,
                      const Problem *pb, const Split *sp, double *scratch,
                      int n_threads) noexcept nogil:
     """Index targets (y == NULL) or probability targets over a few huge rows.
@@ -548,18 +549,12 @@ def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weigh
     pb.index.target_is_64 = not i32
     with nogil:
         if split:
-            if f32 and i32:
-                _run_split(<const float *> xp, <const int32_t *> tp, <const float *> NULL,
-                           &pb, &sp, &scratch[0], n_threads)
-            elif f32:
-                _run_split(<const float *> xp, <const int64_t *> tp, <const float *> NULL,
-                           &pb, &sp, &scratch[0], n_threads)
-            elif i32:
-                _run_split(<const double *> xp, <const int32_t *> tp,
-                           <const double *> NULL, &pb, &sp, &scratch[0], n_threads)
+            if f32:
+                _run_split(<const float *> xp, <const float *> NULL, &pb, &sp, &scratch[0],
+                           n_threads)
             else:
-                _run_split(<const double *> xp, <const int64_t *> tp,
-                           <const double *> NULL, &pb, &sp, &scratch[0], n_threads)
+                _run_split(<const double *> xp, <const double *> NULL, &pb, &sp,
+                           &scratch[0], n_threads)
         elif f32 and i32:
             _run_tiles(<const float *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
         elif f32:
@@ -596,10 +591,10 @@ def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_tota
     cdef bint f32 = x.dtype == np.float32
     with nogil:
         if split and f32:
-            _run_split(<const float *> xp, <const int64_t *> NULL, <const float *> yp,
+            _run_split(<const float *> xp, <const float *> yp,
                        &pb, &sp, &scratch[0], n_threads)
         elif split:
-            _run_split(<const double *> xp, <const int64_t *> NULL, <const double *> yp,
+            _run_split(<const double *> xp, <const double *> yp,
                        &pb, &sp, &scratch[0], n_threads)
         elif f32:
             _run_prob_tiles(<const float *> xp, <const float *> yp, &pb, &tl, n_threads)

@@ -86,7 +86,6 @@ cdef extern from "simd.h" nogil:
         fce_intp first_outside_unit(const double *v, fce_intp n) noexcept nogil
 
     int FCE_TILE_MAX
-    int FCE_ROWWISE_MIN_C
     int FCE_ROW_BLOCK
     int FCE_KEEP_EXP_MAX
 

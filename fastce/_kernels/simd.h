@@ -55,7 +55,8 @@ typedef struct {
                                     fce_intp *bad);                                 \
         void (*tile_index_fix)(T *g, fce_intp np_, fce_intp ps, fce_intp cs,        \
                                const fce_index_args *ia, fce_intp first);           \
-        /* contiguous rows, 1 < nc <= FCE_ROW_BLOCK, np_ nc <= FCE_KEEP_EXP_MAX */  \
+        /* contiguous rows, 1 < nc <= FCE_ROW_BLOCK, np_ <= FCE_TILE_MAX and */    \
+        /* np_ nc <= FCE_KEEP_EXP_MAX */                                           \
         double (*tile_index_grad_kept)(const T *x, T *g, fce_intp np_,              \
                                        fce_intp nc, const fce_index_args *ia,       \
                                        fce_intp first, double *weight_sum,          \

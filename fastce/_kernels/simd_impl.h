@@ -629,27 +629,36 @@ static FCE_ALWAYS_INLINE double FN(index_finish_impl)(
     double losses[FCE_TILE_MAX];
     double loss_sum = 0.0;
     npy_intp n_valid = 0, n_bad = 0;
-    /* no branch in this loop: gcc vectorises only straight-line bodies */
+    if (nc <= 0) {
+        /* no class to gather from (x and w may be empty): every target is
+         * ignored or out of range, every loss 0 */
+        for (npy_intp p = 0; p < np_; p++) losses[p] = 0.0;
+        for (npy_intp p = 0; p < np_; p++) n_bad += FCE_TARGET(p) != ign;
+    } else {
+        /* no branch in this loop: gcc vectorises only straight-line bodies */
 #pragma omp simd reduction(+ : loss_sum, n_valid, n_bad)
-    for (npy_intp p = 0; p < np_; p++) {
-        const long long t = FCE_TARGET(p);
-        const int valid = FCE_TARGET_VALID(t);
-        const npy_intp tc = valid ? (npy_intp)t : 0;
-        const double wt = has_w ? (double)w[tc] : 1.0;
-        double l = -keep * wt * (((double)x[p * ps + tc * cs] - shift[p]) - logsum[p]);
-        if (smoothing) l = l - smooth * (dot[p] - wtotal * logsum[p]);
-        l = valid ? l : 0.0;
-        losses[p] = l;
-        loss_sum += l;
-        n_valid += valid;
-        n_bad += t != ign && !valid;
+        for (npy_intp p = 0; p < np_; p++) {
+            const long long t = FCE_TARGET(p);
+            const int valid = FCE_TARGET_VALID(t);
+            const npy_intp tc = valid ? (npy_intp)t : 0;
+            const double wt = has_w ? (double)w[tc] : 1.0;
+            double l = -keep * wt * (((double)x[p * ps + tc * cs] - shift[p]) - logsum[p]);
+            if (smoothing) l = l - smooth * (dot[p] - wtotal * logsum[p]);
+            l = valid ? l : 0.0;
+            losses[p] = l;
+            loss_sum += l;
+            n_valid += valid;
+            n_bad += t != ign && !valid;
+        }
     }
     if (loss_out) {
 #pragma omp simd
         for (npy_intp p = 0; p < np_; p++) loss_out[p] = (T)losses[p];
     }
     if (ia->want_grad) {
-        if (gout)
+        if (nc <= 0)
+            for (npy_intp p = 0; p < np_; p++) a[p] = beta[p] = 0.0;
+        else if (gout)
             FN(index_coef_impl)(np_, target, is64, nc, ign, w, has_w, gout, 1, ia->gscale,
                                 keep, smooth, wtotal, a, beta);
         else
@@ -789,7 +798,8 @@ static FCE_ALWAYS_INLINE void FN(kept_grad_impl)(const T *e, T *g, npy_intp np_,
 }
 
 /* Loss + gradient of a tile of contiguous rows (ps == nc, 1 < nc <=
- * FCE_ROW_BLOCK, np_ * nc <= FCE_KEEP_EXP_MAX) with class-index targets, in
+ * FCE_ROW_BLOCK, np_ <= FCE_TILE_MAX, np_ * nc <= FCE_KEEP_EXP_MAX) with
+ * class-index targets, in
  * one call: the log-sum-exp pass keeps its exponentials in a buffer and
  * they become the softmax of the gradient, so each element is exponentiated
  * once.  Short rows are transposed in once and out once.  The statistics
