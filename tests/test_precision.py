@@ -142,3 +142,16 @@ def test_float16_bce_with_logits_up_to_60000_is_finite_and_within_1e_3():
     sig = 0.5 * (1 + np.tanh(x64 / 2))
     _rel_close(loss, expected, "bce_with_logits loss")
     _rel_close(grad, sig - y64, "bce_with_logits grad")
+
+
+@pytest.mark.parametrize("fn", ["binary_cross_entropy_with_logits",
+                                "binary_cross_entropy_with_logits_and_grad"])
+def test_float32_bce_mean_of_losses_near_the_float32_max_is_finite(fn):
+    # each loss is about 3e38: their float32 sum would overflow, the float64
+    # one (SPEC §3.8) does not, and the mean fits in float32
+    x = np.full(300, -3e38, dtype=np.float32)
+    y = np.ones(300, dtype=np.float32)
+    result = getattr(fastce, fn)(x, y)
+    loss = result[0] if isinstance(result, tuple) else result
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(float(loss), 3e38, rtol=1e-6)
