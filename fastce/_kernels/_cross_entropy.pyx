@@ -7,7 +7,8 @@ Each group of positions (a tile, see _tiles.pxd) goes through three steps:
 1. statistics -- the SIMD primitives of simd.h give each position's
    log-sum-exp, kept as (shift = max, logsum) so log p = (x - shift) - logsum
    never cancels, and the class sums its loss needs, reading the tile once;
-2. finish -- per position: the loss, and the gradient coefficients;
+2. finish -- per position: the loss, and the gradient coefficients (for
+   class-index targets in C, vectorised across positions);
 3. write (loss + gradient only) -- over the same tile, still in cache:
 
        g[p, c] = a_p * softmax[p, c] - w_c * (beta_p + gamma_p * y[p, c])
@@ -15,6 +16,12 @@ Each group of positions (a tile, see _tiles.pxd) goes through three steps:
    then a_target is subtracted at the target entry of index targets and
    ignored positions are zeroed.  a, beta, gamma carry the upstream gradient
    and the reduction's 1/denominator, so one SIMD writer serves every variant.
+
+With class-index targets, a loss + gradient tile of contiguous rows of up to
+FCE_ROW_BLOCK classes runs the three steps in one C call that keeps step 1's
+exponentials for step 3 (softmax = exp(x - shift) / sum), so each element is
+exponentiated once; its statistics are step 1's, so the loss keeps the
+forward's bits.
 
 A few huge rows instead take the split path: step 1 runs on fixed class
 chunks in parallel, the chunk statistics are combined per row in chunk
