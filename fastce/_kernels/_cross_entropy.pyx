@@ -125,16 +125,11 @@ cdef inline double _finish_index(const floating *x, Py_ssize_t n, Py_ssize_t ps,
                                  double *weight_sum, Py_ssize_t *bad) noexcept nogil:
     """Step 2 of class-index targets: returns the positions' loss sum; bad:
     first out-of-range flat position or -1."""
-    cdef double loss
     if floating is float:
-        loss = kernels_f32().tile_index_finish(x, n, ps, cs, &pb.index, first, shift, logsum,
-                                               dot, a, beta, weight_sum, bad)
-    else:
-        loss = kernels_f64().tile_index_finish(x, n, ps, cs, &pb.index, first, shift, logsum,
-                                               dot, a, beta, weight_sum, bad)
-    if bad[0] >= 0:
-        bad[0] += first
-    return loss
+        return kernels_f32().tile_index_finish(x, n, ps, cs, &pb.index, first, shift,
+                                               logsum, dot, a, beta, weight_sum, bad)
+    return kernels_f64().tile_index_finish(x, n, ps, cs, &pb.index, first, shift, logsum,
+                                           dot, a, beta, weight_sum, bad)
 
 
 cdef inline bint _keeps_exp(const Tiling *tl, Py_ssize_t n) noexcept nogil:
@@ -149,16 +144,11 @@ cdef inline double _grad_kept(const floating *x, floating *g, Py_ssize_t n,
                               double *weight_sum, Py_ssize_t *bad) noexcept nogil:
     """Steps 1-3 of a tile of contiguous rows in one C call, each element
     exponentiated once.  Returns the loss sum; bad as in _finish_index."""
-    cdef double loss
     if floating is float:
-        loss = kernels_f32().tile_index_grad_kept(x, g, n, n_cls, &pb.index, first,
+        return kernels_f32().tile_index_grad_kept(x, g, n, n_cls, &pb.index, first,
                                                   weight_sum, bad)
-    else:
-        loss = kernels_f64().tile_index_grad_kept(x, g, n, n_cls, &pb.index, first,
-                                                  weight_sum, bad)
-    if bad[0] >= 0:
-        bad[0] += first
-    return loss
+    return kernels_f64().tile_index_grad_kept(x, g, n, n_cls, &pb.index, first, weight_sum,
+                                              bad)
 
 
 cdef inline bint _ignored(long long t, const Problem *pb) noexcept nogil:

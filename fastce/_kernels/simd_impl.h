@@ -729,7 +729,7 @@ static void FN(tile_index_fix)(T *g, npy_intp np_, npy_intp ps, npy_intp cs,
 
 
 /* Returns the tile's loss sum; *weight_sum gets the sum of its target
- * weights, *bad its first out-of-range position (relative to first) or -1.
+ * weights, *bad its first out-of-range flat position or -1.
  * Positions are first..first+np_ of the flat target / loss_out / gout. */
 static double FN(tile_index_finish)(const T *x, npy_intp np_, npy_intp ps, npy_intp cs,
                                     const fce_index_args *ia, npy_intp first,
@@ -748,8 +748,11 @@ static double FN(tile_index_finish)(const T *x, npy_intp np_, npy_intp ps, npy_i
                           shift, logsum, dot, a, beta, weight_sum, bad)
 #define FCE_FINISH_BY_TARGET(hw, sm) \
     (ia->target_is_64 ? FCE_FINISH(1, hw, sm) : FCE_FINISH(0, hw, sm))
-    if (w) return smoothing ? FCE_FINISH_BY_TARGET(1, 1) : FCE_FINISH_BY_TARGET(1, 0);
-    return smoothing ? FCE_FINISH_BY_TARGET(0, 1) : FCE_FINISH_BY_TARGET(0, 0);
+    double loss;
+    if (w) loss = smoothing ? FCE_FINISH_BY_TARGET(1, 1) : FCE_FINISH_BY_TARGET(1, 0);
+    else loss = smoothing ? FCE_FINISH_BY_TARGET(0, 1) : FCE_FINISH_BY_TARGET(0, 0);
+    if (*bad >= 0) *bad += first;
+    return loss;
 #undef FCE_FINISH_BY_TARGET
 #undef FCE_FINISH
 }
