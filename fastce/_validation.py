@@ -21,6 +21,9 @@ def c_aligned(a, dtype=None) -> np.ndarray:
     np.frombuffer at an odd offset) as it is, and a kernel reading floats or
     integers from it is undefined behaviour in C (UBSan: "load of misaligned
     address")."""
+    if (type(a) is np.ndarray and (dtype is None or a.dtype == dtype)
+            and a.flags.c_contiguous and a.flags.aligned):
+        return a  # the common case, without np.require's Python-level work
     return np.require(a, dtype=dtype, requirements=["C", "A"])
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -148,18 +151,21 @@ def label_smoothing_value(label_smoothing) -> float:
     return eps
 
 
-_INT64 = np.iinfo(np.int64)
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def ignore_index_value(ignore_index) -> int:
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
-            ignore_index, numbers.Integral):
+    # type(...) is int first: the ABC check below costs more than the rest
+    # of a small call's validation
+    if type(ignore_index) is not int and (
+            isinstance(ignore_index, (bool, np.bool_))
+            or not isinstance(ignore_index, numbers.Integral)):
         raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
     value = int(ignore_index)
-    if not _INT64.min <= value <= _INT64.max:
+    if not _INT64_MIN <= value <= _INT64_MAX:
         # the kernels compare it with 64-bit targets
         raise ValueError(f"ignore_index={value} is outside the 64-bit integer range "
-                         f"[{_INT64.min}, {_INT64.max}]")
+                         f"[{_INT64_MIN}, {_INT64_MAX}]")
     return value
 
 

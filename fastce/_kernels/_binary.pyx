@@ -11,8 +11,8 @@ its losses in float64; tile sums are added in tile order, so the total does
 not depend on the thread count.
 """
 from cython.parallel cimport prange
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
-import numpy as np
 
 from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
 from fastce._kernels._tiles cimport tile_chunk
@@ -182,28 +182,36 @@ def binary(str kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t c
     pb.loss_out = NULL if loss_out is None else cnp.PyArray_DATA(<cnp.ndarray> loss_out)
     pb.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray> grad)
     cdef Py_ssize_t n = pb.n_tiles if pb.n_tiles > 0 else 1
-    cdef double[::1] tile_loss = np.zeros(n, dtype=np.float64)
-    cdef Py_ssize_t[::1] tile_bad = np.full(n, -1, dtype=np.intp)
-    pb.tile_loss = &tile_loss[0]
-    pb.tile_bad = &tile_bad[0]
+    # per-tile loss sums and first-bad positions, in one allocation
+    cdef void *block = PyMem_Malloc(n * (sizeof(double) + sizeof(Py_ssize_t)))
+    if block == NULL:
+        raise MemoryError()
+    pb.tile_loss = <double *> block
+    pb.tile_bad = <Py_ssize_t *> (pb.tile_loss + n)
+    cdef Py_ssize_t k
+    for k in range(n):
+        pb.tile_loss[k] = 0.0
+        pb.tile_bad[k] = -1
     cdef bint logits = kind == "logits"
     cdef bint check = kind == "check_probs"
     n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
-    cdef bint f32 = x.dtype == np.float32
-    with nogil:
-        if f32:
-            _run(<const float *> xp, <const float *> yp, &pb, logits, check, n_threads)
-        else:
-            _run(<const double *> xp, <const double *> yp, &pb, logits, check, n_threads)
+    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     cdef double total = 0.0
-    cdef Py_ssize_t k
-    if check:
+    try:
+        with nogil:
+            if f32:
+                _run(<const float *> xp, <const float *> yp, &pb, logits, check, n_threads)
+            else:
+                _run(<const double *> xp, <const double *> yp, &pb, logits, check, n_threads)
+        if check:
+            for k in range(pb.n_tiles):
+                if pb.tile_bad[k] >= 0:
+                    return pb.tile_bad[k]
+            return -1
         for k in range(pb.n_tiles):
-            if tile_bad[k] >= 0:
-                return tile_bad[k]
-        return -1
-    for k in range(pb.n_tiles):
-        total += tile_loss[k]
-    return total
+            total += pb.tile_loss[k]
+        return total
+    finally:
+        PyMem_Free(block)

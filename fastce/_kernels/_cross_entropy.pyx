@@ -35,9 +35,8 @@ targets first (mode "check") because it may write over the input.
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
-import numpy as np
-
 from fastce._kernels._runtime cimport (
     FCE_KEEP_EXP_MAX, FCE_ROW_BLOCK, FCE_TILE_MAX, fce_index_args, kernels_f32, kernels_f64,
     usable_threads)
@@ -506,6 +505,34 @@ cdef inline void *_data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
 
 
+cdef struct TileSums:
+    # one allocation per call: n per-tile loss and weight sums, n first-bad
+    # positions, and the split path's chunk statistics
+    void *block
+    double *loss
+    double *weight
+    Py_ssize_t *bad
+    double *scratch
+
+
+cdef TileSums _tile_sums(Py_ssize_t n_tiles, Py_ssize_t n_scratch) except *:
+    cdef TileSums ts
+    cdef Py_ssize_t k
+    ts.block = PyMem_Malloc((2 * n_tiles + n_scratch) * sizeof(double)
+                            + n_tiles * sizeof(Py_ssize_t))
+    if ts.block == NULL:
+        raise MemoryError()
+    ts.loss = <double *> ts.block
+    ts.weight = ts.loss + n_tiles
+    ts.scratch = ts.weight + n_tiles
+    ts.bad = <Py_ssize_t *> (ts.scratch + n_scratch)
+    for k in range(n_tiles):
+        ts.loss[k] = 0.0
+        ts.weight[k] = 0.0
+        ts.bad[k] = -1
+    return ts
+
+
 def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weight_total,
                   long long ignore_index, double label_smoothing,
                   Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner, *,
@@ -529,38 +556,36 @@ def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weigh
     cdef Tiling tl = make_tiling(outer, n_cls, inner)
     cdef Split sp = make_split(outer, n_cls)
     cdef Py_ssize_t n_tiles = 1 if split else max(tl.n_tiles, 1)
-    tile_loss = np.zeros(n_tiles, dtype=np.float64)
-    tile_weight = np.zeros(n_tiles, dtype=np.float64)
-    tile_bad = np.full(n_tiles, -1, dtype=np.intp)
-    cdef double[::1] scratch = np.empty(CHUNK_STATS * sp.n_chunks if split else 1,
-                                        dtype=np.float64)
+    cdef TileSums ts = _tile_sums(n_tiles, CHUNK_STATS * sp.n_chunks if split else 0)
     cdef Problem pb = _problem(n_cls, weight, weight_total, ignore_index, label_smoothing,
-                               None, loss_out, grad, gout, gscale,
-                               tile_loss, tile_weight, tile_bad)
+                               None, loss_out, grad, gout, gscale, &ts)
     n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *tp = cnp.PyArray_DATA(target)
-    cdef bint f32 = x.dtype == np.float32
-    cdef bint i32 = target.dtype == np.int32
+    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+    cdef bint i32 = cnp.PyArray_TYPE(target) == cnp.NPY_INT32
     pb.index.target = tp
     pb.index.target_is_64 = not i32
-    with nogil:
-        if split:
-            if f32:
-                _run_split(<const float *> xp, <const float *> NULL, &pb, &sp, &scratch[0],
-                           n_threads)
+    try:
+        with nogil:
+            if split:
+                if f32:
+                    _run_split(<const float *> xp, <const float *> NULL, &pb, &sp,
+                               ts.scratch, n_threads)
+                else:
+                    _run_split(<const double *> xp, <const double *> NULL, &pb, &sp,
+                               ts.scratch, n_threads)
+            elif f32 and i32:
+                _run_tiles(<const float *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
+            elif f32:
+                _run_tiles(<const float *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
+            elif i32:
+                _run_tiles(<const double *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
             else:
-                _run_split(<const double *> xp, <const double *> NULL, &pb, &sp,
-                           &scratch[0], n_threads)
-        elif f32 and i32:
-            _run_tiles(<const float *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
-        elif f32:
-            _run_tiles(<const float *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
-        elif i32:
-            _run_tiles(<const double *> xp, <const int32_t *> tp, &pb, &tl, m, n_threads)
-        else:
-            _run_tiles(<const double *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
-    return _ordered_sums(tile_loss, tile_weight, tile_bad, 1 if split else tl.n_tiles)
+                _run_tiles(<const double *> xp, <const int64_t *> tp, &pb, &tl, m, n_threads)
+        return _ordered_sums(&ts, 1 if split else tl.n_tiles)
+    finally:
+        PyMem_Free(ts.block)
 
 
 def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_total,
@@ -574,37 +599,35 @@ def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_tota
     cdef Tiling tl = make_tiling(outer, n_cls, inner)
     cdef Split sp = make_split(outer, n_cls)
     cdef Py_ssize_t n_tiles = 1 if split else max(tl.n_tiles, 1)
-    tile_loss = np.zeros(n_tiles, dtype=np.float64)
-    tile_weight = np.zeros(n_tiles, dtype=np.float64)
-    tile_bad = np.full(n_tiles, -1, dtype=np.intp)
-    cdef double[::1] scratch = np.empty(CHUNK_STATS * sp.n_chunks if split else 1,
-                                        dtype=np.float64)
+    cdef TileSums ts = _tile_sums(n_tiles, CHUNK_STATS * sp.n_chunks if split else 0)
     cdef Problem pb = _problem(n_cls, weight, weight_total, -100, label_smoothing, y,
-                               loss_out, grad, gout, gscale,
-                               tile_loss, tile_weight, tile_bad)
+                               loss_out, grad, gout, gscale, &ts)
     n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
-    cdef bint f32 = x.dtype == np.float32
-    with nogil:
-        if split and f32:
-            _run_split(<const float *> xp, <const float *> yp,
-                       &pb, &sp, &scratch[0], n_threads)
-        elif split:
-            _run_split(<const double *> xp, <const double *> yp,
-                       &pb, &sp, &scratch[0], n_threads)
-        elif f32:
-            _run_prob_tiles(<const float *> xp, <const float *> yp, &pb, &tl, n_threads)
-        else:
-            _run_prob_tiles(<const double *> xp, <const double *> yp, &pb, &tl, n_threads)
-    return _ordered_sums(tile_loss, tile_weight, tile_bad, 1 if split else tl.n_tiles)[0]
+    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+    try:
+        with nogil:
+            if split and f32:
+                _run_split(<const float *> xp, <const float *> yp,
+                           &pb, &sp, ts.scratch, n_threads)
+            elif split:
+                _run_split(<const double *> xp, <const double *> yp,
+                           &pb, &sp, ts.scratch, n_threads)
+            elif f32:
+                _run_prob_tiles(<const float *> xp, <const float *> yp, &pb, &tl, n_threads)
+            else:
+                _run_prob_tiles(<const double *> xp, <const double *> yp, &pb, &tl,
+                                n_threads)
+        return _ordered_sums(&ts, 1 if split else tl.n_tiles)[0]
+    finally:
+        PyMem_Free(ts.block)
 
 
 cdef Problem _problem(Py_ssize_t n_cls, object weight, double weight_total,
                       long long ignore_index, double eps, object soft_target,
                       object loss_out, object grad, object gout, double gscale,
-                      double[::1] tile_loss, double[::1] tile_weight,
-                      Py_ssize_t[::1] tile_bad):
+                      const TileSums *ts):
     cdef Problem pb
     pb.n_cls = n_cls
     pb.weight = _data(weight)
@@ -616,9 +639,9 @@ cdef Problem _problem(Py_ssize_t n_cls, object weight, double weight_total,
     pb.grad = _data(grad)
     pb.gout = <const double *> _data(gout)
     pb.gscale = gscale
-    pb.tile_loss = &tile_loss[0]
-    pb.tile_weight = &tile_weight[0]
-    pb.tile_bad = &tile_bad[0]
+    pb.tile_loss = ts.loss
+    pb.tile_weight = ts.weight
+    pb.tile_bad = ts.bad
     pb.index.target = NULL
     pb.index.target_is_64 = 1
     pb.index.n_cls = n_cls
@@ -633,15 +656,14 @@ cdef Problem _problem(Py_ssize_t n_cls, object weight, double weight_total,
     return pb
 
 
-cdef tuple _ordered_sums(double[::1] tile_loss, double[::1] tile_weight,
-                         Py_ssize_t[::1] tile_bad, Py_ssize_t n_tiles):
+cdef tuple _ordered_sums(const TileSums *ts, Py_ssize_t n_tiles):
     cdef double loss = 0.0, weight = 0.0
     cdef Py_ssize_t k, bad = -1
     for k in range(n_tiles):
-        loss += tile_loss[k]
-        weight += tile_weight[k]
-        if bad < 0 and tile_bad[k] >= 0:
-            bad = tile_bad[k]
+        loss += ts.loss[k]
+        weight += ts.weight[k]
+        if bad < 0 and ts.bad[k] >= 0:
+            bad = ts.bad[k]
     return loss, weight, bad
 
 

@@ -147,7 +147,7 @@ def softmax_family(cnp.ndarray x, cnp.ndarray out, str what, Py_ssize_t outer,
     n_threads = usable_threads(n_threads)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *op = cnp.PyArray_DATA(out)
-    cdef bint f32 = x.dtype == np.float32
+    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     with nogil:
         if split and f32:
             _run_split(<const float *> xp, <float *> op, &sp, w, &scratch[0],
