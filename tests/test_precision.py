@@ -155,3 +155,25 @@ def test_float32_bce_mean_of_losses_near_the_float32_max_is_finite(fn):
     loss = result[0] if isinstance(result, tuple) else result
     assert np.isfinite(loss)
     np.testing.assert_allclose(float(loss), 3e38, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["binary_cross_entropy_with_logits",
+                                "binary_cross_entropy_with_logits_and_grad"])
+@pytest.mark.parametrize("target, pos_weight", [(1.0, 10.0), (-3.0, None)])
+def test_float32_bce_weighted_loss_is_finite_when_the_unweighted_one_overflows(
+        fn, target, pos_weight):
+    # pos_weight 10 (or a target outside [0, 1]) times a softplus of 1e38 is
+    # beyond float32, the loss after the weight 0.05 is not: the weight must
+    # scale the coefficients before the product, not the overflowed product
+    # (found by the fuzz tests with fresh random examples)
+    x = np.array([-1e38 if target == 1.0 else 1e38], dtype=np.float32)
+    y = np.array([target], dtype=np.float32)
+    kwargs = {"weight": np.array([0.05], dtype=np.float32), "reduction": "none"}
+    if pos_weight is not None:
+        kwargs["pos_weight"] = np.array([pos_weight], dtype=np.float32)
+    coefficient = pos_weight if pos_weight is not None else 1.0 - target
+    expected = 0.05 * coefficient * 1e38
+    result = getattr(fastce, fn)(x, y, **kwargs)
+    loss = result[0] if isinstance(result, tuple) else result
+    assert np.isfinite(loss[0])
+    np.testing.assert_allclose(float(loss[0]), expected, rtol=1e-6)

@@ -884,12 +884,17 @@ static FCE_ALWAYS_INLINE double FN(bce_logits_impl)(
         T sp_neg = (xi < 0 ? ax : (T)0) + l1p;
         T c_neg = (T)1 - yi;
         T c_pos = pwi * yi;
+        /* the weight scales the coefficients, not their sum: a small weight
+         * then keeps a loss finite whose unweighted value overflows T */
+        T k_neg = has_w ? wi * c_neg : c_neg;
+        T k_pos = has_w ? wi * c_pos : c_pos;
         /* a zero coefficient drops its term, so 0 * inf gives the limit at
-         * x = +-inf; a NaN x, whose terms may both be dropped, stays NaN */
-        T t_neg = c_neg == 0 ? (T)0 : c_neg * sp_pos;
-        T t_pos = c_pos == 0 ? (T)0 : c_pos * sp_neg;
+         * x = +-inf; a NaN x or weight, whose terms may both be dropped,
+         * stays NaN */
+        T t_neg = c_neg == 0 ? (T)0 : k_neg * sp_pos;
+        T t_pos = c_pos == 0 ? (T)0 : k_pos * sp_neg;
         T l = xi != xi ? xi : t_neg + t_pos;
-        l = has_w ? wi * l : l;
+        l = has_w && wi != wi ? wi : l;
         if (want_loss) loss_out[i] = l;
         total += (double)l;
         if (want_grad) {
