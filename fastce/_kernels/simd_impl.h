@@ -695,23 +695,35 @@ static FCE_ALWAYS_INLINE double FN(index_finish_impl)(
 static FCE_ALWAYS_INLINE void FN(index_fix_impl)(T *g, npy_intp np_, npy_intp ps,
                                                 npy_intp cs, const fce_index_args *ia,
                                                 const void *target, const int is64,
-                                                const double *gout)
+                                                const double *gout, const int has_w,
+                                                const int has_gout)
 {
     const npy_intp nc = ia->n_cls;
     const long long ign = ia->ignore_index;
     const T *w = (const T *)ia->weight;
-    const double keep = 1.0 - ia->eps;
+    const double keep = 1.0 - ia->eps, gscale = ia->gscale;
+    double fix[FCE_TILE_MAX];
+    npy_intp cls[FCE_TILE_MAX];
+    /* the amounts and target classes first, without a branch (-1: zero the
+     * position), so the scattered updates below are a short loop */
+#pragma omp simd
     for (npy_intp p = 0; p < np_; p++) {
         const long long t = FCE_TARGET(p);
+        const int valid = FCE_TARGET_VALID(t);
+        const double wt = has_w ? (double)w[valid ? t : 0] : 1.0;
+        const double s = gscale * (has_gout ? gout[p] : 1.0);
+        fix[p] = s * keep * wt;
+        cls[p] = valid ? (npy_intp)t : -1;
+    }
+    for (npy_intp p = 0; p < np_; p++) {
+        const npy_intp c = cls[p];
         T *gp = g + p * ps;
-        if (FCE_TARGET_VALID(t)) {
-            const double wt = w ? (double)w[t] : 1.0;
-            const double s = ia->gscale * (gout ? gout[p] : 1.0);
-            gp[t * cs] = (T)(gp[t * cs] - s * keep * wt);
+        if (c >= 0) {
+            gp[c * cs] = (T)(gp[c * cs] - fix[p]);
         } else if (cs == 1) {
             memset(gp, 0, (size_t)nc * sizeof(T));
         } else {
-            for (npy_intp c = 0; c < nc; c++) gp[c * cs] = 0;
+            for (npy_intp k = 0; k < nc; k++) gp[k * cs] = 0;
         }
     }
 }
@@ -724,10 +736,20 @@ static void FN(tile_index_fix)(T *g, npy_intp np_, npy_intp ps, npy_intp cs,
                                const fce_index_args *ia, npy_intp first)
 {
     const double *gout = ia->gout ? ia->gout + first : NULL;
-    if (ia->target_is_64)
-        FN(index_fix_impl)(g, np_, ps, cs, ia, (const int64_t *)ia->target + first, 1, gout);
-    else
-        FN(index_fix_impl)(g, np_, ps, cs, ia, (const int32_t *)ia->target + first, 0, gout);
+#define FCE_FIX(is64, hw, hg)                                                         \
+    FN(index_fix_impl)(g, np_, ps, cs, ia,                                           \
+                       is64 ? (const void *)((const int64_t *)ia->target + first)    \
+                            : (const void *)((const int32_t *)ia->target + first),   \
+                       is64, gout, hw, hg)
+#define FCE_FIX_BY_TARGET(hw, hg) \
+    (ia->target_is_64 ? FCE_FIX(1, hw, hg) : FCE_FIX(0, hw, hg))
+    if (ia->weight) {
+        if (gout) FCE_FIX_BY_TARGET(1, 1); else FCE_FIX_BY_TARGET(1, 0);
+    } else {
+        if (gout) FCE_FIX_BY_TARGET(0, 1); else FCE_FIX_BY_TARGET(0, 0);
+    }
+#undef FCE_FIX_BY_TARGET
+#undef FCE_FIX
 }
 
 
