@@ -177,3 +177,16 @@ def test_float32_bce_weighted_loss_is_finite_when_the_unweighted_one_overflows(
     loss = result[0] if isinstance(result, tuple) else result
     assert np.isfinite(loss[0])
     np.testing.assert_allclose(float(loss[0]), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "cross_entropy_and_grad"])
+def test_float32_label_smoothing_of_logits_spanning_beyond_the_float32_range(fn):
+    # x - max reaches -6e38, beyond float32: the smoothing sum must still
+    # give the finite loss 0.1 / 3 * 9e38 = 3e37 (found by the fuzz tests
+    # when the class sums first ran in float)
+    x = np.array([[3e38, -3e38, 0.0]], dtype=np.float32)
+    t = np.array([0])
+    result = getattr(fastce, fn)(x, t, label_smoothing=0.1)
+    loss = result[0] if isinstance(result, tuple) else result
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(float(loss), 0.1 / 3 * 9e38, rtol=1e-6)

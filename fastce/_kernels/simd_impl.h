@@ -378,8 +378,12 @@ static void FN(tile_lse)(const T *x, npy_intp np_, npy_intp nc, npy_intp ps,
 
 /* ------------------------------------------------------ class sums ----- */
 
-/* out[p] = sum_c w[c] (x[p, c] - shift[p]) (w == NULL: weights 1), in
- * double: the smoothing term sum_c w_c log p_c is out[p] - W logsum[p]. */
+/* out[p] = sum_c w[c] (x[p, c] - shift[p]) (w == NULL: weights 1), added
+ * in double: the smoothing term sum_c w_c log p_c is out[p] - W logsum[p].
+ * Along a row, float terms are summed in float within FCE_CLASS_CHUNK
+ * classes first (a chunk that is not finite is summed again in double):
+ * converting every element to double made F's forward (B with label
+ * smoothing) about 8% slower. */
 static FCE_ALWAYS_INLINE void FN(tile_wdot_impl)(const T *x, npy_intp np_, npy_intp nc,
                                                  npy_intp ps, npy_intp cs, const T *w,
                                                  const int has_w, const double *shift,
@@ -388,11 +392,36 @@ static FCE_ALWAYS_INLINE void FN(tile_wdot_impl)(const T *x, npy_intp np_, npy_i
     if (cs == 1) {
         for (npy_intp p = 0; p < np_; p++) {
             const T *xr = x + p * ps;
+#if FCE_F64
             const double sh = shift[p];
             double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
             for (npy_intp c = 0; c < nc; c++)
                 acc += (has_w ? (double)w[c] : 1.0) * ((double)xr[c] - sh);
+#else
+            /* the shift is a row maximum, a float value: exact in float */
+            const T sh = (T)shift[p];
+            double acc = 0.0;
+            for (npy_intp c0 = 0; c0 < nc; c0 += FCE_CLASS_CHUNK) {
+                const npy_intp c1 = nc - c0 < FCE_CLASS_CHUNK ? nc : c0 + FCE_CLASS_CHUNK;
+                T part = 0;
+#pragma omp simd reduction(+ : part)
+                for (npy_intp c = c0; c < c1; c++)
+                    part += (has_w ? w[c] : (T)1) * (xr[c] - sh);
+                if (!(part - part == 0)) {
+                    /* inf or NaN: again in double, where logits spanning
+                     * more than the float range, or a large weight, do not
+                     * overflow (a NaN input stays NaN) */
+                    double pd = 0.0;
+#pragma omp simd reduction(+ : pd)
+                    for (npy_intp c = c0; c < c1; c++)
+                        pd += (has_w ? (double)w[c] : 1.0) * ((double)xr[c] - shift[p]);
+                    acc += pd;
+                } else {
+                    acc += (double)part;
+                }
+            }
+#endif
             out[p] = acc;
         }
     } else {
