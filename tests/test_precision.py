@@ -190,3 +190,21 @@ def test_float32_label_smoothing_of_logits_spanning_beyond_the_float32_range(fn)
     loss = result[0] if isinstance(result, tuple) else result
     assert np.isfinite(loss)
     np.testing.assert_allclose(float(loss), 0.1 / 3 * 9e38, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_with_logits_large_or_infinite_weights_give_weight_times_loss(dtype):
+    # the weight scales the coefficients only when the unweighted loss
+    # overflowed; otherwise w * l, as PyTorch forms it: a zero loss times a
+    # huge weight stays 0 (not inf * 0), an infinite weight gives inf
+    big = np.finfo(dtype).max / 2
+    x = np.array([800.0, -100.0, 3.0, 5.0], dtype=dtype)
+    y = np.array([1.0, 0.3, 1.0, 0.5], dtype=dtype)
+    w = np.array([big, np.inf, np.inf, np.nan], dtype=dtype)
+    pw = np.array([10.0, 1.0, 0.0, 1.0], dtype=dtype)
+    loss = fastce.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw,
+                                                   reduction="none")
+    assert loss[0] == 0.0             # y = 1 with softplus(-800) = 0 exactly
+    assert loss[1] == np.inf          # 0.3 * 100 times an infinite weight
+    assert np.isnan(loss[2])          # both coefficients 0: inf * 0, as torch
+    assert np.isnan(loss[3])          # a NaN weight stays NaN

@@ -913,6 +913,11 @@ static double FN(tile_index_grad_kept)(const T *x, T *g, npy_intp np_, npy_intp 
  * x = +-inf (0, 0, +inf) where the other form gives inf - inf.
  * The gradient is w * g * [(1 - y) sigmoid(x) - pw y sigmoid(-x)].
  * Weight / pos_weight / grad_output are read with a step (0: broadcast). */
+#if FCE_F64
+#define FCE_ABS_T(v) fabs(v)
+#else
+#define FCE_ABS_T(v) fabsf(v)
+#endif
 static FCE_ALWAYS_INLINE double FN(bce_logits_impl)(
     const T *x, const T *y, npy_intp n, const T *w, npy_intp ws, const T *pw,
     npy_intp pws, T *loss_out, T *grad, const T *gout, npy_intp gos, T gscale,
@@ -924,28 +929,27 @@ static FCE_ALWAYS_INLINE double FN(bce_logits_impl)(
         T xi = x[i], yi = y[i];
         T wi = has_w ? w[i * ws] : (T)1;
         T pwi = has_pw ? pw[i * pws] : (T)1;
-#if FCE_F64
-        T ax = fabs(xi);  /* one and-not; the select form took four instructions */
-#else
-        T ax = fabsf(xi);
-#endif
+        T ax = FCE_ABS_T(xi);  /* one and-not; the select form took four instructions */
         T e = FN(exp_nonpos)(-ax);
         T l1p = FN(log1p_unit)(e);
         T sp_pos = (xi > 0 ? xi : (T)0) + l1p;
         T sp_neg = (xi < 0 ? ax : (T)0) + l1p;
         T c_neg = (T)1 - yi;
         T c_pos = pwi * yi;
-        /* the weight scales the coefficients, not their sum: a small weight
-         * then keeps a loss finite whose unweighted value overflows T */
-        T k_neg = has_w ? wi * c_neg : c_neg;
-        T k_pos = has_w ? wi * c_pos : c_pos;
         /* a zero coefficient drops its term, so 0 * inf gives the limit at
-         * x = +-inf; a NaN x or weight, whose terms may both be dropped,
-         * stays NaN */
-        T t_neg = c_neg == 0 ? (T)0 : k_neg * sp_pos;
-        T t_pos = c_pos == 0 ? (T)0 : k_pos * sp_neg;
+         * x = +-inf; a NaN x, whose terms may both be dropped, stays NaN */
+        T t_neg = c_neg == 0 ? (T)0 : c_neg * sp_pos;
+        T t_pos = c_pos == 0 ? (T)0 : c_pos * sp_neg;
         T l = xi != xi ? xi : t_neg + t_pos;
-        l = has_w && wi != wi ? wi : l;
+        if (has_w) {
+            /* an unweighted loss that overflowed T may fit once weighted:
+             * then the finite weight scales the coefficients instead (an
+             * infinite or NaN weight keeps w * l, as PyTorch forms it) */
+            T tw_neg = c_neg == 0 ? (T)0 : (wi * c_neg) * sp_pos;
+            T tw_pos = c_pos == 0 ? (T)0 : (wi * c_pos) * sp_neg;
+            T aw = FCE_ABS_T(wi), al = FCE_ABS_T(l);
+            l = (al == (T)INFINITY && aw < (T)INFINITY) ? tw_neg + tw_pos : wi * l;
+        }
         if (want_loss) loss_out[i] = l;
         total += (double)l;
         if (want_grad) {
@@ -959,6 +963,8 @@ static FCE_ALWAYS_INLINE double FN(bce_logits_impl)(
     }
     return total;
 }
+
+#undef FCE_ABS_T
 
 #define FCE_BCE_CALL(hw, hp, wl, wg) \
     FN(bce_logits_impl)(x, y, n, w, ws, pw, pws, loss_out, grad, gout, gos, gscale, hw, hp, wl, wg)
