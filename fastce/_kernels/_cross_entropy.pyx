@@ -556,17 +556,20 @@ def index_targets(cnp.ndarray x, cnp.ndarray target, object weight, double weigh
     cdef Tiling tl = make_tiling(outer, n_cls, inner)
     cdef Split sp = make_split(outer, n_cls)
     cdef Py_ssize_t n_tiles = 1 if split else max(tl.n_tiles, 1)
-    cdef TileSums ts = _tile_sums(n_tiles, CHUNK_STATS * sp.n_chunks if split else 0)
-    cdef Problem pb = _problem(n_cls, weight, weight_total, ignore_index, label_smoothing,
-                               None, loss_out, grad, gout, gscale, &ts)
-    n_threads = usable_threads(n_threads)
+    cdef Problem pb
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *tp = cnp.PyArray_DATA(target)
     cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
-    cdef bint i32 = cnp.PyArray_TYPE(target) == cnp.NPY_INT32
-    pb.index.target = tp
-    pb.index.target_is_64 = not i32
+    # int32 or int64 (index_target): the item size tells them apart on every
+    # platform, where the type number of a 32-bit int may be NPY_INT or NPY_LONG
+    cdef bint i32 = cnp.PyArray_ITEMSIZE(target) == 4
+    n_threads = usable_threads(n_threads)
+    cdef TileSums ts = _tile_sums(n_tiles, CHUNK_STATS * sp.n_chunks if split else 0)
     try:
+        pb = _problem(n_cls, weight, weight_total, ignore_index, label_smoothing,
+                      None, loss_out, grad, gout, gscale, &ts)
+        pb.index.target = tp
+        pb.index.target_is_64 = not i32
         with nogil:
             if split:
                 if f32:
@@ -599,14 +602,15 @@ def prob_targets(cnp.ndarray x, cnp.ndarray y, object weight, double weight_tota
     cdef Tiling tl = make_tiling(outer, n_cls, inner)
     cdef Split sp = make_split(outer, n_cls)
     cdef Py_ssize_t n_tiles = 1 if split else max(tl.n_tiles, 1)
-    cdef TileSums ts = _tile_sums(n_tiles, CHUNK_STATS * sp.n_chunks if split else 0)
-    cdef Problem pb = _problem(n_cls, weight, weight_total, -100, label_smoothing, y,
-                               loss_out, grad, gout, gscale, &ts)
-    n_threads = usable_threads(n_threads)
+    cdef Problem pb
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+    n_threads = usable_threads(n_threads)
+    cdef TileSums ts = _tile_sums(n_tiles, CHUNK_STATS * sp.n_chunks if split else 0)
     try:
+        pb = _problem(n_cls, weight, weight_total, -100, label_smoothing, y,
+                      loss_out, grad, gout, gscale, &ts)
         with nogil:
             if split and f32:
                 _run_split(<const float *> xp, <const float *> yp,

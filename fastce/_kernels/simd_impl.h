@@ -733,6 +733,7 @@ static FCE_ALWAYS_INLINE void FN(index_fix_impl)(T *g, npy_intp np_, npy_intp ps
     const double keep = 1.0 - ia->eps, gscale = ia->gscale;
     double fix[FCE_TILE_MAX];
     npy_intp cls[FCE_TILE_MAX];
+    if (nc <= 0) return;  /* no gradient entry; w has no element to read */
     /* the amounts and target classes first, without a branch (-1: zero the
      * position), so the scattered updates below are a short loop */
 #pragma omp simd
