@@ -378,6 +378,18 @@ static void FN(tile_lse)(const T *x, npy_intp np_, npy_intp nc, npy_intp ps,
 
 /* ------------------------------------------------------ class sums ----- */
 
+/* sum over classes c0..c1 of a row of w[c] (x[c] - shift), in double */
+static FCE_ALWAYS_INLINE double FN(wdot_span_double)(const T *xr, npy_intp c0, npy_intp c1,
+                                                     const T *w, const int has_w,
+                                                     double shift)
+{
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (npy_intp c = c0; c < c1; c++)
+        acc += (has_w ? (double)w[c] : 1.0) * ((double)xr[c] - shift);
+    return acc;
+}
+
 /* out[p] = sum_c w[c] (x[p, c] - shift[p]) (w == NULL: weights 1), added
  * in double: the smoothing term sum_c w_c log p_c is out[p] - W logsum[p].
  * Along a row, float terms are summed in float within FCE_CLASS_CHUNK
@@ -393,11 +405,7 @@ static FCE_ALWAYS_INLINE void FN(tile_wdot_impl)(const T *x, npy_intp np_, npy_i
         for (npy_intp p = 0; p < np_; p++) {
             const T *xr = x + p * ps;
 #if FCE_F64
-            const double sh = shift[p];
-            double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-            for (npy_intp c = 0; c < nc; c++)
-                acc += (has_w ? (double)w[c] : 1.0) * ((double)xr[c] - sh);
+            double acc = FN(wdot_span_double)(xr, 0, nc, w, has_w, shift[p]);
 #else
             /* the shift is a row maximum, a float value: exact in float */
             const T sh = (T)shift[p];
@@ -412,11 +420,7 @@ static FCE_ALWAYS_INLINE void FN(tile_wdot_impl)(const T *x, npy_intp np_, npy_i
                     /* inf or NaN: again in double, where logits spanning
                      * more than the float range, or a large weight, do not
                      * overflow (a NaN input stays NaN) */
-                    double pd = 0.0;
-#pragma omp simd reduction(+ : pd)
-                    for (npy_intp c = c0; c < c1; c++)
-                        pd += (has_w ? (double)w[c] : 1.0) * ((double)xr[c] - shift[p]);
-                    acc += pd;
+                    acc += FN(wdot_span_double)(xr, c0, c1, w, has_w, shift[p]);
                 } else {
                     acc += (double)part;
                 }
