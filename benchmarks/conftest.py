@@ -11,7 +11,8 @@ Options added here:
     Thread count of every implementation: fastce's ``n_threads=N`` and
     ``torch.set_num_threads(N)`` (default 1).
 ``--fastce-workloads A,B,...``
-    Which SPEC section 5 workloads to run (default: all).  Note that
+    Which of the standard workloads to run (default: all; ``python -m
+    fastce --help`` lists them with their shapes).  Note that
     ``-k A`` cannot pick workload A: ``-k`` matches case-insensitively
     against every name in a test's chain (``benchmarks``, ...), so a lone
     letter selects almost everything; ``-k "[A]"`` or this option can.

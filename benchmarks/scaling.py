@@ -3,14 +3,16 @@
     python benchmarks/scaling.py [--threads 1,2,4,8,16] [--rounds 15]
 
 Times fastce forward and loss + gradient (with a preallocated ``out=``) on
-the SPEC section 5 workloads plus one huge row, interleaving the thread
-counts round by round, and prints medians and the speedup over 1 thread.
-With torch installed, torch's forward at the same thread counts is shown,
-and so is the time to stream the inputs once (``torch.sum`` of the logits,
-plus the targets for BCE) at n threads: the memory ceiling.  A kernel can
-scale no better than that read once its time is the read's; on the 2-core
-VM the inputs of C, D and E exceed the 32 MB L3, and two threads read them
-only about 1.2x faster than one.
+the (8192, 1000), (1024, 32768), (8, 21, 256, 256) and BCE (65536, 100)
+workloads of ``python -m fastce``, on (65536, 1000) and on one huge row,
+interleaving the thread counts round by round, and prints medians and the
+speedup over 1 thread.  With torch installed, torch's forward at the same
+thread counts is shown, and so is the time to stream the inputs once
+(``torch.sum`` of the logits, plus the targets for BCE) at n threads: the
+memory ceiling.  A kernel can scale no better than that read once its time
+is the read's; on the 2-core VM the (1024, 32768), (8, 21, 256, 256) and
+BCE (65536, 100) inputs exceed the 32 MB L3, and two threads read them only
+about 1.2x faster than one.
 
 Before the timed calls at n threads, one untimed call runs at n: GNU
 OpenMP grows its thread team when a call asks for more threads than the

@@ -1,5 +1,5 @@
-"""pytest-benchmark suite: the SPEC section 5 workloads, one benchmark group
-per workload, each timing
+"""pytest-benchmark suite: the standard workloads of ``python -m fastce``,
+one benchmark group per workload, each timing
 
 - fastce forward (the loss only),
 - fastce loss + gradient (into a preallocated ``out=``: the kernel, not the
