@@ -10,6 +10,7 @@ are the ones simd_impl.h writes and every code path rounds alike.
 The SIMD variants for AVX2 and AVX-512 are selected inside simd.c with
 `#pragma GCC target`, so the build itself targets the baseline ISA.
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -76,7 +77,7 @@ class BuildExt(build_ext):
 
 def _ext(name, extra_sources=()):
     # setuptools does not scan C headers: name them so edits trigger rebuilds
-    headers = [f"{KERNELS}/{h}" for h in ("simd.h", "simd_impl.h", "fce_omp.h")]
+    headers = sorted(glob.glob(f"{KERNELS}/*.h"))
     return Extension(
         f"fastce._kernels.{name}",
         [f"{KERNELS}/{name}.pyx", *extra_sources],

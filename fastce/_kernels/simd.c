@@ -21,69 +21,30 @@ typedef fce_intp npy_intp;
 #define FCE_MULTI_ARCH 0
 #endif
 
+/* simd_impl.h for float and for double under the instruction set named by
+ * FCE_ISA (the suffix of every name, e.g. tile_lse_f32_avx2) */
+#define FCE_SUF3_(dt, isa) dt##_##isa
+#define FCE_SUF3(dt, isa) FCE_SUF3_(dt, isa)
+#define FCE_INSTANCE "simd_instance.h"
+
 /* ---- baseline: whatever the compiler targets by default ---- */
-#define T float
-#define FCE_F64 0
-#define FCE_DT f32
-#define SUF f32_baseline
-#include "simd_impl.h"
-#undef T
-#undef FCE_F64
-#undef FCE_DT
-#undef SUF
-#define T double
-#define FCE_F64 1
-#define FCE_DT f64
-#define SUF f64_baseline
-#include "simd_impl.h"
-#undef T
-#undef FCE_F64
-#undef FCE_DT
-#undef SUF
+#define FCE_ISA baseline
+#include FCE_INSTANCE
+#undef FCE_ISA
 
 #if FCE_MULTI_ARCH
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-#define T float
-#define FCE_F64 0
-#define FCE_DT f32
-#define SUF f32_avx2
-#include "simd_impl.h"
-#undef T
-#undef FCE_F64
-#undef FCE_DT
-#undef SUF
-#define T double
-#define FCE_F64 1
-#define FCE_DT f64
-#define SUF f64_avx2
-#include "simd_impl.h"
-#undef T
-#undef FCE_F64
-#undef FCE_DT
-#undef SUF
+#define FCE_ISA avx2
+#include FCE_INSTANCE
+#undef FCE_ISA
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,prefer-vector-width=512")
-#define T float
-#define FCE_F64 0
-#define FCE_DT f32
-#define SUF f32_avx512
-#include "simd_impl.h"
-#undef T
-#undef FCE_F64
-#undef FCE_DT
-#undef SUF
-#define T double
-#define FCE_F64 1
-#define FCE_DT f64
-#define SUF f64_avx512
-#include "simd_impl.h"
-#undef T
-#undef FCE_F64
-#undef FCE_DT
-#undef SUF
+#define FCE_ISA avx512
+#include FCE_INSTANCE
+#undef FCE_ISA
 #pragma GCC pop_options
 #endif
 

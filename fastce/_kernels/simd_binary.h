@@ -1,0 +1,135 @@
+/*
+ * Binary cross-entropy on logits and on probabilities, and the [0, 1] check of probabilities.
+ *
+ * Part of the SIMD primitives: included by simd_impl.h once per (dtype T,
+ * instruction set), so it has no include guard; see simd_impl.h for the
+ * conventions (FN names, T, FCE_F64, the *_impl + dispatch idiom).
+ */
+
+/* ---------------------------------------------------- binary losses ---- */
+
+/* Binary cross-entropy on logits over a span, as
+ *   l = w * [(1 - y) softplus(x) + pw y softplus(-x)]
+ * which equals PyTorch's (1-y) x + (1 + (pw-1) y) softplus(-x) for finite x
+ * and, because a zero coefficient drops its term, gives the limits at
+ * x = +-inf (0, 0, +inf) where the other form gives inf - inf.
+ * The gradient is w * g * [(1 - y) sigmoid(x) - pw y sigmoid(-x)].
+ * Weight / pos_weight / grad_output are read with a step (0: broadcast). */
+#if FCE_F64
+#define FCE_ABS_T(v) fabs(v)
+#else
+#define FCE_ABS_T(v) fabsf(v)
+#endif
+static FCE_ALWAYS_INLINE double FN(bce_logits_impl)(
+    const T *x, const T *y, npy_intp n, const T *w, npy_intp ws, const T *pw,
+    npy_intp pws, T *loss_out, T *grad, const T *gout, npy_intp gos, T gscale,
+    const int has_w, const int has_pw, const int want_loss, const int want_grad)
+{
+    double total = 0.0;
+#pragma omp simd reduction(+ : total)
+    for (npy_intp i = 0; i < n; i++) {
+        T xi = x[i], yi = y[i];
+        T wi = has_w ? w[i * ws] : (T)1;
+        T pwi = has_pw ? pw[i * pws] : (T)1;
+        T ax = FCE_ABS_T(xi);  /* one and-not; the select form took four instructions */
+        T e = FN(exp_nonpos)(-ax);
+        T l1p = FN(log1p_unit)(e);
+        T sp_pos = (xi > 0 ? xi : (T)0) + l1p;
+        T sp_neg = (xi < 0 ? ax : (T)0) + l1p;
+        T c_neg = (T)1 - yi;
+        T c_pos = pwi * yi;
+        /* a zero coefficient drops its term, so 0 * inf gives the limit at
+         * x = +-inf; a NaN x, whose terms may both be dropped, stays NaN */
+        T t_neg = c_neg == 0 ? (T)0 : c_neg * sp_pos;
+        T t_pos = c_pos == 0 ? (T)0 : c_pos * sp_neg;
+        T l = xi != xi ? xi : t_neg + t_pos;
+        if (has_w) {
+            /* an unweighted loss that overflowed T may fit once weighted:
+             * then the finite weight scales the coefficients instead (an
+             * infinite or NaN weight keeps w * l, as PyTorch forms it) */
+            T tw_neg = c_neg == 0 ? (T)0 : (wi * c_neg) * sp_pos;
+            T tw_pos = c_pos == 0 ? (T)0 : (wi * c_pos) * sp_neg;
+            T aw = FCE_ABS_T(wi), al = FCE_ABS_T(l);
+            l = (al == (T)INFINITY && aw < (T)INFINITY) ? tw_neg + tw_pos : wi * l;
+        }
+        if (want_loss) loss_out[i] = l;
+        total += (double)l;
+        if (want_grad) {
+            T inv = (T)1 / ((T)1 + e);
+            T sig_x = xi >= 0 ? inv : e * inv;
+            T sig_negx = xi >= 0 ? e * inv : inv;
+            T d = c_neg * sig_x - c_pos * sig_negx;
+            T s = gscale * gout[i * gos];
+            grad[i] = has_w ? s * wi * d : s * d;
+        }
+    }
+    return total;
+}
+
+#undef FCE_ABS_T
+
+#define FCE_BCE_CALL(hw, hp, wl, wg) \
+    FN(bce_logits_impl)(x, y, n, w, ws, pw, pws, loss_out, grad, gout, gos, gscale, hw, hp, wl, wg)
+#define FCE_BCE_BY_WEIGHTS(wl, wg)                         \
+    (w ? (pw ? FCE_BCE_CALL(1, 1, wl, wg) : FCE_BCE_CALL(1, 0, wl, wg)) \
+       : (pw ? FCE_BCE_CALL(0, 1, wl, wg) : FCE_BCE_CALL(0, 0, wl, wg)))
+
+static double FN(bce_logits)(const T *x, const T *y, npy_intp n, const T *w, npy_intp ws,
+                             const T *pw, npy_intp pws, T *loss_out, T *grad,
+                             const T *gout, npy_intp gos, T gscale)
+{
+    if (grad)
+        return loss_out ? FCE_BCE_BY_WEIGHTS(1, 1) : FCE_BCE_BY_WEIGHTS(0, 1);
+    return loss_out ? FCE_BCE_BY_WEIGHTS(1, 0) : FCE_BCE_BY_WEIGHTS(0, 0);
+}
+#undef FCE_BCE_BY_WEIGHTS
+#undef FCE_BCE_CALL
+
+/* Binary cross-entropy on probabilities, as PyTorch computes it:
+ *   l = -w [y max(log p, -100) + (1 - y) max(log(1 - p), -100)]
+ *   dl/dp = w g (p - y) / max((1 - p) p, 1e-12)
+ * The inputs were checked to lie in [0, 1] before this runs. */
+static double FN(bce_prob)(const T *p, const T *y, npy_intp n, const T *w, npy_intp ws,
+                           T *loss_out, T *grad, const T *gout, npy_intp gos, T gscale)
+{
+    double total = 0.0;
+    for (npy_intp i = 0; i < n; i++) {
+        T pi = p[i], yi = y[i];
+        T wi = w ? w[i * ws] : (T)1;
+        /* log1p(-p), not PyTorch's log(1 - p): the same within rounding, but
+         * exact for small p, where 1 - p drops p's digits */
+#if FCE_F64
+        T lp = log(pi), lq = log1p(-pi);
+#else
+        T lp = logf(pi), lq = log1pf(-pi);
+#endif
+        lp = lp < (T)-100 ? (T)-100 : lp;
+        lq = lq < (T)-100 ? (T)-100 : lq;
+        T l = (yi - (T)1) * lq - yi * lp;
+        l = w ? wi * l : l;
+        if (loss_out) loss_out[i] = l;
+        total += (double)l;
+        if (grad) {
+            T den = ((T)1 - pi) * pi;
+            den = den < (T)1e-12f ? (T)1e-12f : den;  /* PyTorch's EPSILON is float32 */
+            T d = gscale * gout[i * gos] * (pi - yi) / den;
+            grad[i] = w ? wi * d : d;
+        }
+    }
+    return total;
+}
+
+/* Index of the first value outside [0, 1] (NaN included), or -1. */
+static npy_intp FN(first_outside_unit)(const T *v, npy_intp n)
+{
+    for (npy_intp b = 0; b < n; b += 4096) {
+        npy_intp e = n - b < 4096 ? n : b + 4096;
+        int bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (npy_intp i = b; i < e; i++) bad |= !(v[i] >= 0 && v[i] <= 1);
+        if (bad)
+            for (npy_intp i = b; i < e; i++)
+                if (!(v[i] >= 0 && v[i] <= 1)) return i;
+    }
+    return -1;
+}
