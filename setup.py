@@ -75,6 +75,24 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def _expand_templates():
+    """Write each ``*.tp`` Tempita template of the kernels (the SIMD dispatch
+    declarations, _runtime.pxd.tp) to the file it names; an unchanged output
+    is left untouched so Cython does not rebuild every module."""
+    from Cython import Tempita
+
+    for template in sorted(glob.glob(f"{KERNELS}/*.tp")):
+        target = template[:-len(".tp")]
+        with open(template) as f:
+            text = Tempita.sub(f.read())
+        if os.path.exists(target):
+            with open(target) as f:
+                if f.read() == text:
+                    continue
+        with open(target, "w") as f:
+            f.write(text)
+
+
 def _ext(name, extra_sources=()):
     # setuptools does not scan C headers: name them so edits trigger rebuilds
     headers = sorted(glob.glob(f"{KERNELS}/*.h"))
@@ -93,6 +111,7 @@ extensions = [
     _ext("_binary"),
 ]
 
+_expand_templates()
 setup(
     ext_modules=cythonize(
         extensions,

@@ -80,16 +80,16 @@ def set_num_threads(n: int | None) -> None:
         _num_threads = None if n is None else _positive_int(n, "n_threads")
 
 
-def resolve_threads(n_threads: object, work: int, units: int) -> int:
-    """Threads for one kernel call: ``work`` elements cut into ``units``
-    parallel tiles."""
+def resolve_threads(n_threads: object, work: int) -> int:
+    """The most threads one kernel call on ``work`` elements may use; the
+    kernel itself never starts more than the tiles it cuts the work into."""
     if n_threads is None:
         n = get_num_threads()
     else:
         n = _positive_int(n_threads, "n_threads")
     if work < SERIAL_THRESHOLD:
         return 1
-    return max(1, min(n, units))
+    return n
 
 
 def show_config(file: IO[str] | None = None) -> None:

@@ -2,6 +2,12 @@
 array-likes into what the kernels take (C-contiguous float32/float64 data,
 int32/int64 targets, an (outer, C, inner) view of the class axis) and that
 explains bad input.  Nothing here writes to a user's array.
+
+Each loss family has one preparation step, `prepare_class_loss` (softmax
+cross-entropy, NLL) and `prepare_binary_loss` (the binary losses), which
+returns everything its kernels need in one small dataclass; the functional
+layer only dispatches to a kernel and reduces.  A new option of a loss is a
+new argument and field here.
 """
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 
@@ -191,14 +198,15 @@ def index_target(target: np.ndarray, layout: ClassLayout, *, nll: bool) -> np.nd
         t = np.ascontiguousarray(target, dtype=np.int64)
         if target.dtype.itemsize == 8 and target.size and target.max() > np.iinfo(np.int64).max:
             pos = int(np.argmax(target))
-            _raise_out_of_bounds(int(target.reshape(-1)[pos]), pos, target.shape,
+            raise_out_of_bounds(int(target.reshape(-1)[pos]), pos, target.shape,
                                  layout.n_cls, None)
     else:
         t = np.ascontiguousarray(target, dtype=np.int32)
     return t.reshape(-1)
 
 
-def target_kind(target: np.ndarray, input_shape: tuple, *, nll: bool) -> str:
+def target_kind(target: np.ndarray, input_shape: tuple, batch_shape: tuple, *,
+                nll: bool) -> str:
     """'index' or 'prob'; TypeError for dtypes no target can have."""
     kind = target.dtype.kind
     if kind in "iu":
@@ -220,7 +228,18 @@ def target_kind(target: np.ndarray, input_shape: tuple, *, nll: bool) -> str:
         + f", got dtype {target.dtype}")
 
 
-def _raise_out_of_bounds(value, flat_pos, shape, n_cls, ignore_index):
+def integer_target(target, *, allow_bool: bool = False) -> np.ndarray:
+    """``target`` as an ndarray of integer class indices; TypeError otherwise
+    (`class_weights` also counts booleans as classes 0 and 1)."""
+    t = np.asarray(target)
+    if t.dtype.kind not in ("biu" if allow_bool else "iu"):
+        raise TypeError(f"target must hold integer class indices, got dtype {t.dtype}")
+    return t
+
+
+def raise_out_of_bounds(value, flat_pos, shape, n_cls, ignore_index):
+    """IndexError for the class index ``value`` at flat position ``flat_pos``
+    of a target of ``shape``, outside [0, n_cls) and not ignore_index."""
     pos = np.unravel_index(flat_pos, shape) if shape else ()
     pos = tuple(int(i) for i in pos)
     where = f"at position {pos}" if shape else "(the only target)"
@@ -232,7 +251,7 @@ def _raise_out_of_bounds(value, flat_pos, shape, n_cls, ignore_index):
 
 def raise_bad_target(target_flat: np.ndarray, flat_pos: int, layout: ClassLayout,
                      ignore_index: int):
-    _raise_out_of_bounds(int(target_flat[flat_pos]), flat_pos, layout.batch_shape,
+    raise_out_of_bounds(int(target_flat[flat_pos]), flat_pos, layout.batch_shape,
                          layout.n_cls, ignore_index)
 
 
@@ -262,9 +281,11 @@ def grad_output_value(grad_output, loss_shape: tuple, reduction: str):
 
 def check_out(out, input_arr: np.ndarray, result_dtype: np.dtype, original_input):
     """Validate ``out=``: C-contiguous, writeable, the input's shape and
-    dtype, and either the input itself or not overlapping it."""
+    dtype, and either the input itself or not overlapping it.  Returns
+    (out, whether out is the input: the same array, or a view of the same
+    memory with the same strides)."""
     if out is None:
-        return None
+        return None, False
     if not isinstance(out, np.ndarray):
         raise ValueError("out must be a numpy.ndarray")
     if out.shape != input_arr.shape:
@@ -279,14 +300,16 @@ def check_out(out, input_arr: np.ndarray, result_dtype: np.dtype, original_input
                             if out is original_input else ""))
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    if isinstance(original_input, np.ndarray) and out is not original_input and \
-            np.shares_memory(out, original_input):
+    if out is original_input:
+        return out, True
+    if isinstance(original_input, np.ndarray) and np.shares_memory(out, original_input):
         same = (out.__array_interface__["data"][0]
                 == original_input.__array_interface__["data"][0]
                 and out.strides == original_input.strides)
         if not same:
             raise ValueError("out overlaps the input without being the input itself")
-    return out
+        return out, True
+    return out, False
 
 
 def check_out_disjoint(out, **operands) -> None:
@@ -297,3 +320,186 @@ def check_out_disjoint(out, **operands) -> None:
     for name, value in operands.items():
         if isinstance(value, np.ndarray) and np.may_share_memory(out, value):
             raise ValueError(f"out shares memory with {name}; pass a separate array")
+
+
+def grad_buffer(out, out_is_input: bool, data: np.ndarray) -> np.ndarray:
+    """Where the kernel writes the gradient: ``data`` itself for out=input
+    (an aligned copy when the input was unaligned), ``out`` when the kernel
+    can write it directly, else a scratch that the caller copies into
+    ``out`` (float16, or an unaligned buffer the kernels must not write)."""
+    if out is not None and out.dtype == data.dtype:
+        if out_is_input:
+            return data
+        if out.flags.aligned:
+            return out
+    return np.empty(data.shape, dtype=data.dtype)
+
+
+def _upstream(grad_output, loss_shape: tuple, reduction: str, dtype):
+    """(scalar upstream gradient or None, per-element array of ``dtype`` or
+    None): a scalar when grad_output is None or 0-d."""
+    go = grad_output_value(grad_output, loss_shape if reduction == "none" else (),
+                           reduction)
+    if isinstance(go, np.ndarray):
+        return None, c_aligned(go, dtype)
+    return go, None
+
+
+# ------------------------------------------------------ preparation steps --
+
+@dataclass
+class ClassLossProblem:
+    """A softmax cross-entropy / NLL call, validated and laid out for the
+    kernels of `fastce._kernels._cross_entropy`."""
+
+    layout: ClassLayout           # the input as (outer, C, inner), C-contiguous
+    result_dtype: np.dtype        # the dtype of the results (float16 stays float16)
+    input_shape: tuple
+    reduction: str
+    index_targets: bool           # class indices (else probabilities)
+    target: np.ndarray            # flat int32/int64 indices, or probabilities in x's layout
+    weight: Optional[np.ndarray]  # (C,) in the kernels' dtype, or None
+    weight_total: float           # float64 sum of the class weights (C without)
+    ignore_index: int
+    label_smoothing: float
+    loss_out: Optional[np.ndarray]    # per-position losses (reduction="none")
+    # with a gradient only:
+    grad_output: Optional[float]      # scalar upstream gradient (None: per position)
+    gout: Optional[np.ndarray]        # float64 per-position upstream gradient
+    grad: Optional[np.ndarray]        # where the kernel writes the gradient
+    out: Optional[np.ndarray]         # the user's out= (validated), or None
+
+    @property
+    def shape3(self) -> tuple:
+        return self.layout.outer, self.layout.n_cls, self.layout.inner
+
+
+def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
+                       reduction, label_smoothing, axis, dim, *, nll: bool,
+                       want_grad: bool, grad_output=None, out=None) -> ClassLossProblem:
+    """Validate and normalise the arguments of cross_entropy / nll_loss and
+    their ``_and_grad`` variants; every error is raised before anything is
+    written."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    x, result_dtype = float_input(input)
+    ax = normalize_axis(axis, dim, x.ndim)
+    t = np.asarray(target)
+    kind = target_kind(t, x.shape, x.shape[:ax] + x.shape[ax + 1:], nll=nll)
+    ignore = ignore_index_value(ignore_index)
+    eps = 0.0 if nll else label_smoothing_value(label_smoothing)
+    if kind == "prob" and ignore >= 0:
+        raise ValueError(
+            f"ignore_index={ignore} does not apply to probability targets "
+            "(there is no class index to ignore); leave it at -100")
+    layout = class_layout(x, ax)
+    kdt = layout.data.dtype
+    w, w_total = class_weight(weight, layout.n_cls, kdt)
+    out, out_is_input = check_out(out, x, result_dtype, input) if want_grad else (None,
+                                                                                  False)
+    check_out_disjoint(out, weight=weight, target=target)
+    if kind == "index":
+        t_kernel = index_target(t, layout, nll=nll)
+    else:
+        t_kernel = probability_target(t, x.shape, kdt)
+    go, gout = (_upstream(grad_output, layout.batch_shape, reduction, np.float64)
+                if want_grad else (1.0, None))
+    return ClassLossProblem(
+        layout=layout, result_dtype=result_dtype, input_shape=x.shape,
+        reduction=reduction, index_targets=kind == "index", target=t_kernel, weight=w,
+        weight_total=w_total, ignore_index=ignore, label_smoothing=eps,
+        loss_out=(np.empty(layout.n_positions, dtype=kdt) if reduction == "none"
+                  else None),
+        grad_output=go, gout=None if gout is None else gout.reshape(-1),
+        grad=grad_buffer(out, out_is_input, layout.data) if want_grad else None,
+        out=out)
+
+
+def broadcast_operand(value, shape, rows, cols, dtype, name):
+    """(array, row stride, column step) of ``value`` broadcast to ``shape`` and
+    seen as (rows, cols), without expanding it when its strides allow."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    arr = c_aligned(arr, dtype)  # keeps 0-d; kernels need aligned data
+    try:
+        b = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ValueError(f"{name} of shape {arr.shape} cannot be broadcast to the "
+                         f"input's shape {shape}") from None
+    b2 = b.reshape(rows, cols)
+    item = b2.itemsize
+    if b2.strides[1] not in (0, item) or b2.strides[0] % item or b2.strides[0] < 0:
+        b2 = c_aligned(np.ascontiguousarray(b2))
+    return b2, b2.strides[0] // item, b2.strides[1] // item
+
+
+Operand = Any   # (array of the kernels' dtype, row stride, column step 0 or 1)
+
+
+@dataclass
+class BinaryLossProblem:
+    """A binary cross-entropy call, validated and seen as (rows, cols) for
+    the kernels of `fastce._kernels._binary`."""
+
+    data: np.ndarray              # the input, C-contiguous float32/float64
+    target: np.ndarray            # the target, same layout and dtype
+    result_dtype: np.dtype
+    shape: tuple
+    rows: int
+    cols: int
+    reduction: str
+    weight: Optional[Operand]
+    pos_weight: Optional[Operand]
+    loss_out: Optional[np.ndarray]    # per-element losses (reduction="none")
+    # with a gradient only:
+    grad_output: Optional[float]      # scalar upstream gradient (None: per element)
+    gout: Optional[Operand]           # upstream gradient operand (ones for a scalar)
+    grad: Optional[np.ndarray]
+    out: Optional[np.ndarray]
+
+
+def prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
+                        pos_weight=None, *, want_grad: bool, grad_output=None,
+                        out=None) -> BinaryLossProblem:
+    """Validate and normalise the arguments of the binary losses and their
+    ``_and_grad`` variants (the [0, 1] range of probabilities is checked by
+    a kernel, see `raise_outside_unit`)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    x, result_dtype = float_input(input)
+    t = np.asarray(target)
+    if t.dtype.kind != "f":
+        raise TypeError(f"target must hold floating probabilities in [0, 1], got "
+                        f"dtype {t.dtype}")
+    if t.shape != x.shape:
+        raise ValueError(f"Target size {t.shape} must be the same as input size "
+                         f"{x.shape}")
+    out, out_is_input = check_out(out, x, result_dtype, input) if want_grad else (None,
+                                                                                  False)
+    check_out_disjoint(out, weight=weight, pos_weight=pos_weight, target=target)
+    data = np.ascontiguousarray(x)
+    kdt = data.dtype
+    shape = x.shape
+    cols = shape[-1] if x.ndim else 1
+    rows = (data.size // cols) if cols else math.prod(shape[:-1])
+    w = None if weight is None else broadcast_operand(weight, shape, rows, cols, kdt,
+                                                      "weight")
+    pw = None if pos_weight is None else broadcast_operand(pos_weight, shape, rows, cols,
+                                                           kdt, "pos_weight")
+    go, gout = _upstream(grad_output, shape, reduction, kdt) if want_grad else (1.0, None)
+    if want_grad:
+        gout = ((gout.reshape(rows, cols), cols, 1) if gout is not None
+                else (np.ones(1, dtype=kdt), 0, 0))
+    return BinaryLossProblem(
+        data=data, target=c_aligned(t, kdt), result_dtype=result_dtype, shape=shape,
+        rows=rows, cols=cols, reduction=reduction, weight=w, pos_weight=pw,
+        loss_out=np.empty(shape, dtype=kdt) if reduction == "none" else None,
+        grad_output=go, gout=gout,
+        grad=grad_buffer(out, out_is_input, data) if want_grad else None, out=out)
+
+
+def raise_outside_unit(arr: np.ndarray, flat_pos: int, shape: tuple, what: str):
+    """ValueError for a binary_cross_entropy input or target outside [0, 1]."""
+    pos = tuple(int(i) for i in np.unravel_index(flat_pos, shape)) if shape else ()
+    raise ValueError(
+        f"all elements of {what} should be between 0 and 1; found "
+        f"{arr.reshape(-1)[flat_pos]!r} at position {pos}")

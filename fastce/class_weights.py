@@ -29,6 +29,8 @@ from typing import Literal, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from fastce import _validation as v
+
 __all__ = ["class_weights", "ClassWeightMethod"]
 
 ClassWeightMethod = Literal["inverse_frequency", "balanced", "effective_number",
@@ -118,14 +120,12 @@ def class_weights(target: ArrayLike, num_classes: int | None = None, *,
     if method not in _METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; "
                          f"got {method!r}")
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
-            ignore_index, numbers.Integral):
-        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
+    ignore_index = v.ignore_index_value(ignore_index)
     beta = float(beta)
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"beta must be in [0, 1), got {beta}")
 
-    counts = _class_counts(target, num_classes, int(ignore_index))
+    counts = _class_counts(target, num_classes, ignore_index)
     present = counts > 0
     total = float(counts.sum())
     weight = np.zeros(counts.size, dtype=np.float64)
@@ -148,9 +148,7 @@ def class_weights(target: ArrayLike, num_classes: int | None = None, *,
 def _class_counts(target: ArrayLike, num_classes: int | None,
                   ignore_index: int) -> NDArray[np.intp]:
     """Occurrences of each class among the non-ignored targets, shape (C,)."""
-    t = np.asarray(target)
-    if t.dtype.kind not in "biu":
-        raise TypeError(f"target must hold integer class indices, got dtype {t.dtype}")
+    t = v.integer_target(target, allow_bool=True)
     if num_classes is not None:
         if isinstance(num_classes, (bool, np.bool_)) or not isinstance(
                 num_classes, numbers.Integral) or num_classes < 1:
@@ -167,9 +165,5 @@ def _class_counts(target: ArrayLike, num_classes: int | None,
         # the error path may scan again: report the first bad position
         bad = (flat != ignore_index) & ((flat < 0) | (flat >= limit))
         flat_pos = int(np.argmax(bad))
-        pos = tuple(int(i) for i in np.unravel_index(flat_pos, t.shape))
-        raise IndexError(
-            f"Target {int(flat[flat_pos])} is out of bounds. The target at position "
-            f"{pos} must be a class index in [0, {limit}), or "
-            f"ignore_index={ignore_index}.")
+        v.raise_out_of_bounds(int(flat[flat_pos]), flat_pos, t.shape, limit, ignore_index)
     return np.bincount(kept.astype(np.intp, copy=False), minlength=limit)

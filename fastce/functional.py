@@ -41,6 +41,11 @@ FloatArray = NDArray[np.floating[Any]]
 LossValue = Union[np.floating[Any], FloatArray]
 
 
+def _mean(total, count):
+    """The mean rule of every loss: a mean over nothing is NaN, as in PyTorch."""
+    return total / count if count != 0 else math.nan
+
+
 def _reduce(reduction, loss_sum, denominator, per_element, shape, dtype):
     """Apply ``reduction`` to a kernel's results: a float64 sum (and the mean's
     denominator) or the per-element losses."""
@@ -48,21 +53,17 @@ def _reduce(reduction, loss_sum, denominator, per_element, shape, dtype):
         return per_element.reshape(shape).astype(dtype, copy=False)
     if reduction == "sum":
         return dtype.type(loss_sum)
-    return dtype.type(loss_sum / denominator if denominator != 0 else math.nan)
+    return dtype.type(_mean(loss_sum, denominator))
 
 
-def _grad_buffer(out, original_input, data, result_dtype):
-    """Where the kernel writes the gradient: ``data`` itself for out=input
-    (an aligned copy when the input was unaligned), ``out`` when the kernel
-    can write it directly, else a scratch that `_finish_grad` copies into
-    ``out`` (float16, or an unaligned buffer the kernels must not write)."""
-    if out is not None and out.dtype == data.dtype:
-        if out is original_input or (
-                out.__array_interface__["data"][0] == data.__array_interface__["data"][0]):
-            return data
-        if out.flags.aligned:
-            return out
-    return np.empty(data.shape, dtype=data.dtype)
+def _grad_scale(grad_output, reduction, denominator) -> float:
+    """The scalar factor of a gradient: the upstream gradient (1 when it comes
+    per element instead), divided by the mean's denominator for "mean"."""
+    if grad_output is None:
+        return 1.0
+    if reduction == "mean":
+        return _mean(grad_output, denominator)
+    return grad_output
 
 
 def _finish_grad(grad, out, result_dtype, shape):
@@ -79,74 +80,45 @@ def _finish_grad(grad, out, result_dtype, shape):
 def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduction,
                 label_smoothing, axis, dim, *, nll, want_grad, grad_output=None,
                 out=None, n_threads=None):
-    reduction = v.legacy_reduction(size_average, reduce, reduction)
-    x, result_dtype = v.float_input(input)
-    ax = v.normalize_axis(axis, dim, x.ndim)
-    t = np.asarray(target)
-    kind = v.target_kind(t, x.shape, nll=nll)
-    ignore = v.ignore_index_value(ignore_index)
-    eps = 0.0 if nll else v.label_smoothing_value(label_smoothing)
-    if kind == "prob" and ignore >= 0:
-        raise ValueError(
-            f"ignore_index={ignore} does not apply to probability targets "
-            "(there is no class index to ignore); leave it at -100")
-    layout = v.class_layout(x, ax)
-    kdt = layout.data.dtype
-    w, w_total = v.class_weight(weight, layout.n_cls, kdt)
-    out = v.check_out(out, x, result_dtype, input) if want_grad else None
-    v.check_out_disjoint(out, weight=weight, target=target)
-    if kind == "index":
-        t_flat = v.index_target(t, layout, nll=nll)
-    else:
-        y = v.probability_target(t, x.shape, kdt)
-    go = v.grad_output_value(grad_output, layout.batch_shape if reduction == "none" else (),
-                             reduction) if want_grad else 1.0
-
-    n_threads = resolve_threads(n_threads, layout.data.size,
-                                _cross_entropy.n_units(layout.outer, layout.n_cls,
-                                                       layout.inner))
-    shape3 = (layout.outer, layout.n_cls, layout.inner)
-    per_element = (np.empty(layout.n_positions, dtype=kdt)
-                   if reduction == "none" else None)
-    grad = gout = None
+    pb = v.prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
+                              reduction, label_smoothing, axis, dim, nll=nll,
+                              want_grad=want_grad, grad_output=grad_output, out=out)
+    layout = pb.layout
+    n_threads = resolve_threads(n_threads, layout.data.size)
     gscale = 1.0
-    if want_grad:
-        if kind == "index":
+    if pb.index_targets:
+        if want_grad:
             # the denominator and target validation come before any write
-            _, w_sum, bad = _cross_entropy.index_targets(
-                layout.data, t_flat, w, w_total, ignore, eps, *shape3,
-                n_threads=n_threads, mode="check")
+            denominator, bad = _cross_entropy.check_index_targets(
+                layout.data, pb.target, pb.weight, pb.ignore_index, *pb.shape3,
+                n_threads=n_threads)
             if bad >= 0:
-                v.raise_bad_target(t_flat, bad, layout, ignore)
-            denominator = w_sum
+                v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
+            gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
+        kwargs = dict(loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout, gscale=gscale,
+                      n_threads=n_threads)
+        if nll:
+            loss_sum, denominator, bad = _cross_entropy.nll(
+                layout.data, pb.target, pb.weight, pb.ignore_index, *pb.shape3, **kwargs)
         else:
-            denominator = layout.n_positions
-        if isinstance(go, np.ndarray):
-            gout = v.c_aligned(go, np.float64).reshape(-1)
-        elif reduction == "mean":
-            gscale = go / denominator if denominator != 0 else math.nan
-        else:
-            gscale = go
-        grad = _grad_buffer(out, input, layout.data, result_dtype)
-
-    kwargs = dict(loss_out=per_element, grad=grad, gout=gout, gscale=gscale,
-                  n_threads=n_threads)
-    if kind == "index":
-        loss_sum, w_sum, bad = _cross_entropy.index_targets(
-            layout.data, t_flat, w, w_total, ignore, eps, *shape3,
-            mode="nll" if nll else "cross_entropy", **kwargs)
+            loss_sum, denominator, bad = _cross_entropy.cross_entropy_index(
+                layout.data, pb.target, pb.weight, pb.weight_total, pb.ignore_index,
+                pb.label_smoothing, *pb.shape3, **kwargs)
         if bad >= 0:
-            v.raise_bad_target(t_flat, bad, layout, ignore)
-        denominator = w_sum
+            v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
     else:
-        loss_sum = _cross_entropy.prob_targets(layout.data, y, w, w_total, eps, *shape3,
-                                               **kwargs)
         denominator = layout.n_positions
-    loss = _reduce(reduction, loss_sum, denominator, per_element, layout.batch_shape,
-                   result_dtype)
+        if want_grad:
+            gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
+        loss_sum = _cross_entropy.cross_entropy_prob(
+            layout.data, pb.target, pb.weight, pb.weight_total, pb.label_smoothing,
+            *pb.shape3, loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout, gscale=gscale,
+            n_threads=n_threads)
+    loss = _reduce(pb.reduction, loss_sum, denominator, pb.loss_out, layout.batch_shape,
+                   pb.result_dtype)
     if not want_grad:
         return loss
-    return loss, _finish_grad(grad, out, result_dtype, x.shape)
+    return loss, _finish_grad(pb.grad, pb.out, pb.result_dtype, pb.input_shape)
 
 
 @overload
@@ -404,80 +376,30 @@ axis, dim, n_threads
 
 # ------------------------------------------------------------------ binary --
 
-def _operand(value, shape, rows, cols, dtype, name):
-    """(array, row stride, column step) of ``value`` broadcast to ``shape`` and
-    seen as (rows, cols), without expanding it when its strides allow."""
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = v.c_aligned(arr, dtype)  # keeps 0-d; kernels need aligned data
-    try:
-        b = np.broadcast_to(arr, shape)
-    except ValueError:
-        raise ValueError(f"{name} of shape {arr.shape} cannot be broadcast to the "
-                         f"input's shape {shape}") from None
-    b2 = b.reshape(rows, cols)
-    item = b2.itemsize
-    if b2.strides[1] not in (0, item) or b2.strides[0] % item or b2.strides[0] < 0:
-        b2 = v.c_aligned(np.ascontiguousarray(b2))
-    return b2, b2.strides[0] // item, b2.strides[1] // item
-
-
-def _binary_loss(kind, input, target, weight, size_average, reduce, reduction,
+def _binary_loss(logits, input, target, weight, size_average, reduce, reduction,
                  pos_weight=None, *, want_grad, grad_output=None, out=None,
                  n_threads=None):
-    reduction = v.legacy_reduction(size_average, reduce, reduction)
-    x, result_dtype = v.float_input(input)
-    t = np.asarray(target)
-    if t.dtype.kind != "f":
-        raise TypeError(f"target must hold floating probabilities in [0, 1], got "
-                        f"dtype {t.dtype}")
-    if t.shape != x.shape:
-        raise ValueError(f"Target size {t.shape} must be the same as input size "
-                         f"{x.shape}")
-    out = v.check_out(out, x, result_dtype, input) if want_grad else None
-    v.check_out_disjoint(out, weight=weight, pos_weight=pos_weight, target=target)
-    data = np.ascontiguousarray(x)
-    kdt = data.dtype
-    y = v.c_aligned(t, kdt)
-    shape = x.shape
-    cols = shape[-1] if x.ndim else 1
-    rows = (data.size // cols) if cols else math.prod(shape[:-1])
-    w = None if weight is None else _operand(weight, shape, rows, cols, kdt, "weight")
-    pw = None if pos_weight is None else _operand(pos_weight, shape, rows, cols, kdt,
-                                                  "pos_weight")
-    go = v.grad_output_value(grad_output, shape if reduction == "none" else (),
-                             reduction) if want_grad else 1.0
-    n_threads = resolve_threads(n_threads, data.size, max(1, data.size // 16384))
-    if kind == "probs":
-        for arr, what in ((data, "input"), (y, "target")):
-            bad = _binary.binary("check_probs", arr, arr, rows, cols, n_threads=n_threads)
+    pb = v.prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
+                               pos_weight, want_grad=want_grad, grad_output=grad_output,
+                               out=out)
+    n_threads = resolve_threads(n_threads, pb.data.size)
+    kwargs = dict(weight=pb.weight, gout=pb.gout,
+                  gscale=_grad_scale(pb.grad_output, pb.reduction, pb.data.size),
+                  loss_out=pb.loss_out, grad=pb.grad, n_threads=n_threads)
+    if logits:
+        loss_sum = _binary.bce_logits(pb.data, pb.target, pb.rows, pb.cols,
+                                      pos_weight=pb.pos_weight, **kwargs)
+    else:
+        for arr, what in ((pb.data, "input"), (pb.target, "target")):
+            bad = _binary.first_outside_unit(arr, pb.rows, pb.cols, n_threads=n_threads)
             if bad >= 0:
-                pos = tuple(int(i) for i in np.unravel_index(bad, shape)) if shape else ()
-                raise ValueError(
-                    f"all elements of {what} should be between 0 and 1; found "
-                    f"{arr.reshape(-1)[bad]!r} at position {pos}")
-
-    per_element = np.empty(shape, dtype=kdt) if reduction == "none" else None
-    grad = gout = None
-    gscale = 1.0
-    if want_grad:
-        if isinstance(go, np.ndarray):
-            gout = (v.c_aligned(go, kdt).reshape(rows, cols), cols, 1)
-        else:
-            if reduction == "mean":
-                gscale = go / data.size if data.size else math.nan
-            else:
-                gscale = go
-            gout = (np.ones(1, dtype=kdt), 0, 0)
-        grad = _grad_buffer(out, input, data, result_dtype)
-    loss_sum = _binary.binary(kind, data, y, rows, cols, weight=w, pos_weight=pw,
-                              gout=gout, gscale=gscale, loss_out=per_element, grad=grad,
-                              n_threads=n_threads)
-    loss = _reduce(reduction, loss_sum, data.size, per_element, shape, result_dtype)
+                v.raise_outside_unit(arr, bad, pb.shape, what)
+        loss_sum = _binary.bce_probs(pb.data, pb.target, pb.rows, pb.cols, **kwargs)
+    loss = _reduce(pb.reduction, loss_sum, pb.data.size, pb.loss_out, pb.shape,
+                   pb.result_dtype)
     if not want_grad:
         return loss
-    return loss, _finish_grad(grad, out, result_dtype, shape)
+    return loss, _finish_grad(pb.grad, pb.out, pb.result_dtype, pb.shape)
 
 
 @overload
@@ -547,7 +469,7 @@ def binary_cross_entropy_with_logits(
     >>> round(float(binary_cross_entropy_with_logits(x, y, pos_weight=[3.0, 1.0])), 4)
     0.347
     """
-    return _binary_loss("logits", input, target, weight, size_average, reduce, reduction,
+    return _binary_loss(True, input, target, weight, size_average, reduce, reduction,
                         pos_weight, want_grad=False, n_threads=n_threads)
 
 
@@ -608,7 +530,7 @@ n_threads
     >>> grad
     array([-0.25,  0.25])
     """
-    return _binary_loss("logits", input, target, weight, size_average, reduce, reduction,
+    return _binary_loss(True, input, target, weight, size_average, reduce, reduction,
                         pos_weight, want_grad=True, grad_output=grad_output, out=out,
                         n_threads=n_threads)
 
@@ -662,7 +584,7 @@ def binary_cross_entropy(
     >>> round(float(binary_cross_entropy([0.9, 0.2], [1.0, 0.0])), 4)
     0.1643
     """
-    return _binary_loss("probs", input, target, weight, size_average, reduce, reduction,
+    return _binary_loss(False, input, target, weight, size_average, reduce, reduction,
                         want_grad=False, n_threads=n_threads)
 
 
@@ -716,26 +638,23 @@ def binary_cross_entropy_and_grad(
     >>> grad
     array([-2.])
     """
-    return _binary_loss("probs", input, target, weight, size_average, reduce, reduction,
+    return _binary_loss(False, input, target, weight, size_average, reduce, reduction,
                         want_grad=True, grad_output=grad_output, out=out,
                         n_threads=n_threads)
 
 
 # ----------------------------------------------------------------- softmax --
 
-def _softmax_family(what, input, axis, dim, n_threads):
+def _softmax_family(kernel, input, axis, dim, n_threads, *, reduces):
+    """Run a `fastce._kernels._softmax` entry: ``reduces`` -- it gives one value
+    per position (logsumexp), else an array of the input's shape."""
     x, result_dtype = v.float_input(input)
     ax = v.normalize_axis(axis, dim, x.ndim)
     layout = v.class_layout(x, ax)
-    shape3 = (layout.outer, layout.n_cls, layout.inner)
-    n_threads = resolve_threads(n_threads, layout.data.size,
-                                _cross_entropy.n_units(*shape3))
-    if what == "logsumexp":
-        out = np.empty(layout.n_positions, dtype=layout.data.dtype)
-    else:
-        out = np.empty(x.shape, dtype=layout.data.dtype)
-    _softmax.softmax_family(layout.data, out, what, *shape3, n_threads=n_threads)
-    if what == "logsumexp":
+    n_threads = resolve_threads(n_threads, layout.data.size)
+    out = np.empty(layout.n_positions if reduces else x.shape, dtype=layout.data.dtype)
+    kernel(layout.data, out, layout.outer, layout.n_cls, layout.inner, n_threads=n_threads)
+    if reduces:
         out = out.reshape(layout.batch_shape)
         return out.astype(result_dtype, copy=False)[()]
     return out.astype(result_dtype, copy=False)
@@ -766,7 +685,8 @@ def log_softmax(input: ArrayLike, axis: int | None = None, *, dim: int | None = 
     >>> np.round(log_softmax(np.array([[1., 2., 3.]])), 4)
     array([[-2.4076, -1.4076, -0.4076]])
     """
-    return _softmax_family("log_softmax", input, axis, dim, n_threads)
+    return _softmax_family(_softmax.log_softmax, input, axis, dim, n_threads,
+                           reduces=False)
 
 
 def softmax(input: ArrayLike, axis: int | None = None, *, dim: int | None = None,
@@ -789,7 +709,7 @@ def softmax(input: ArrayLike, axis: int | None = None, *, dim: int | None = None
     >>> np.round(softmax(np.array([1., 2., 3.])), 4)
     array([0.09  , 0.2447, 0.6652])
     """
-    return _softmax_family("softmax", input, axis, dim, n_threads)
+    return _softmax_family(_softmax.softmax, input, axis, dim, n_threads, reduces=False)
 
 
 def logsumexp(input: ArrayLike, axis: int | None = None, *, dim: int | None = None,
@@ -814,4 +734,4 @@ def logsumexp(input: ArrayLike, axis: int | None = None, *, dim: int | None = No
     >>> round(float(logsumexp(np.array([1., 2., 3.]))), 4)
     3.4076
     """
-    return _softmax_family("logsumexp", input, axis, dim, n_threads)
+    return _softmax_family(_softmax.logsumexp, input, axis, dim, n_threads, reduces=True)

@@ -5,17 +5,19 @@
 Elementwise losses over an input seen as (rows, cols), cols its last axis.
 weight / pos_weight / grad_output arrive as a base pointer, a row stride and
 a column step of 0 or 1 (0: broadcast), so per-class pos_weight, per-row and
-full weights need no expanded copy.  Work is cut into fixed tiles of about
-TILE_ELEMENTS (runs of rows, or column chunks of one long row), each summing
-its losses in float64; tile sums are added in tile order, so the total does
-not depend on the thread count.
+full weights need no expanded copy.  Work is cut into the fixed tiles of
+_tiles.pxd's BinaryTiling (runs of rows, or column chunks of one long row),
+each summing its losses in float64; tile sums are added in tile order, so
+the total does not depend on the thread count.
 """
 from cython.parallel cimport prange
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
 
-from fastce._kernels._runtime cimport kernels_f32, kernels_f64, usable_threads
-from fastce._kernels._tiles cimport tile_chunk
+from fastce._kernels._runtime cimport (
+    simd_bce_logits, simd_bce_prob, simd_first_outside_unit)
+from fastce._kernels._tiles cimport (
+    BinaryTiling, binary_tile_span, make_binary_tiling, threads_for, tile_chunk)
 
 cnp.import_array()
 
@@ -23,8 +25,11 @@ ctypedef fused floating:
     float
     double
 
-cdef enum:
-    TILE_ELEMENTS = 16384
+cdef enum Loss:
+    # what a call computes on each tile
+    BCE_LOGITS
+    BCE_PROBS
+    CHECK_UNIT      # the first element of x outside [0, 1]
 
 
 cdef struct Operand:
@@ -33,10 +38,8 @@ cdef struct Operand:
     Py_ssize_t col_step   # 0 or 1
 
 
-cdef struct Problem:
-    Py_ssize_t rows, cols
+cdef struct BinaryArgs:
     bint flat             # every operand reads alike over whole rows as a span
-    Py_ssize_t rows_per_tile, chunks_per_row, chunk, n_tiles
     Operand weight, pos_weight, gout
     double gscale
     void *loss_out        # OUT x's shape, or NULL
@@ -59,8 +62,8 @@ cdef inline bint _flat(const Operand *op, Py_ssize_t cols) noexcept nogil:
         op.col_step == 1 and op.row_stride == cols)
 
 
-cdef void _tile(const floating *x, const floating *y, const Problem *pb, bint logits,
-                bint check, Py_ssize_t k) noexcept nogil:
+cdef void _tile(const floating *x, const floating *y, const BinaryArgs *pb,
+                const BinaryTiling *bt, Loss loss, Py_ssize_t k) noexcept nogil:
     cdef Py_ssize_t r0, r1, c0, c1, r, off, n
     cdef double total = 0.0
     cdef const floating *w
@@ -70,29 +73,17 @@ cdef void _tile(const floating *x, const floating *y, const Problem *pb, bint lo
     cdef floating *g
     cdef Py_ssize_t bad = -1, i
     cdef floating gscale = <floating> pb.gscale
-    if pb.chunks_per_row > 1:
-        r0 = k // pb.chunks_per_row
-        r1 = r0 + 1
-        c0 = (k - r0 * pb.chunks_per_row) * pb.chunk
-        c1 = c0 + pb.chunk if c0 + pb.chunk < pb.cols else pb.cols
-    else:
-        r0 = k * pb.rows_per_tile
-        r1 = r0 + pb.rows_per_tile if r0 + pb.rows_per_tile < pb.rows else pb.rows
-        c0 = 0
-        c1 = pb.cols
+    binary_tile_span(bt, k, &r0, &r1, &c0, &c1)
     n = c1 - c0
     if r1 - r0 > 1 and pb.flat:
-        # one call over the tile's rows: short rows (E: 100 columns) would
+        # one call over the tile's rows: short rows (100 columns, say) would
         # otherwise pay a call per row
-        n = (r1 - r0) * pb.cols
+        n = (r1 - r0) * bt.cols
         r1 = r0 + 1
     for r in range(r0, r1):
-        off = r * pb.cols + c0
-        if check:
-            if floating is float:
-                i = kernels_f32().first_outside_unit(x + off, n)
-            else:
-                i = kernels_f64().first_outside_unit(x + off, n)
+        off = r * bt.cols + c0
+        if loss == CHECK_UNIT:
+            i = simd_first_outside_unit(x + off, n)
             if i >= 0:
                 bad = off + i
                 break
@@ -102,32 +93,23 @@ cdef void _tile(const floating *x, const floating *y, const Problem *pb, bint lo
         go = _at(&pb.gout, r, c0, x)
         lo = (<floating *> pb.loss_out) + off if pb.loss_out != NULL else NULL
         g = (<floating *> pb.grad) + off if pb.grad != NULL else NULL
-        if logits:
-            if floating is float:
-                total += kernels_f32().bce_logits(x + off, y + off, n, w, pb.weight.col_step,
-                                                  pw, pb.pos_weight.col_step, lo, g, go,
-                                                  pb.gout.col_step, gscale)
-            else:
-                total += kernels_f64().bce_logits(x + off, y + off, n, w, pb.weight.col_step,
-                                                  pw, pb.pos_weight.col_step, lo, g, go,
-                                                  pb.gout.col_step, gscale)
+        if loss == BCE_LOGITS:
+            total += simd_bce_logits(x + off, y + off, n, w, pb.weight.col_step, pw,
+                                     pb.pos_weight.col_step, lo, g, go, pb.gout.col_step,
+                                     gscale)
         else:
-            if floating is float:
-                total += kernels_f32().bce_prob(x + off, y + off, n, w, pb.weight.col_step,
-                                                lo, g, go, pb.gout.col_step, gscale)
-            else:
-                total += kernels_f64().bce_prob(x + off, y + off, n, w, pb.weight.col_step,
-                                                lo, g, go, pb.gout.col_step, gscale)
+            total += simd_bce_prob(x + off, y + off, n, w, pb.weight.col_step, lo, g, go,
+                                   pb.gout.col_step, gscale)
     pb.tile_loss[k] = total
     pb.tile_bad[k] = bad
 
 
-cdef void _run(const floating *x, const floating *y, const Problem *pb, bint logits,
-               bint check, int n_threads) noexcept nogil:
+cdef void _run_tiles(const floating *x, const floating *y, const BinaryArgs *pb,
+                     const BinaryTiling *bt, Loss loss, int n_threads) noexcept nogil:
     cdef Py_ssize_t k
-    for k in prange(pb.n_tiles, schedule='dynamic', num_threads=n_threads,
-                   chunksize=tile_chunk(pb.n_tiles, n_threads)):
-        _tile(x, y, pb, logits, check, k)
+    for k in prange(bt.n_tiles, schedule='dynamic', num_threads=n_threads,
+                    chunksize=tile_chunk(bt.n_tiles, n_threads)):
+        _tile(x, y, pb, bt, loss, k)
 
 
 cdef Operand _operand(object spec):
@@ -144,35 +126,14 @@ cdef Operand _operand(object spec):
     return op
 
 
-def binary(str kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, *,
-           object weight=None, object pos_weight=None, object gout=None,
-           double gscale=1.0, object loss_out=None, object grad=None, int n_threads=1):
-    """Binary cross-entropy over C-contiguous ``x`` and ``y`` (IN, same dtype,
-    rows*cols elements).
-
-    ``kind``: "logits", "probs", or "check_probs" (find the first element of
-    x outside [0, 1], NaN included; y is not read).  ``weight`` / ``pos_weight`` / ``gout`` (IN):
-    None or (array of x's dtype, row stride, column step 0/1).  ``loss_out``,
-    ``grad`` (OUT): x's shape and dtype, or None; grad may be x.
-
-    Returns the float64 sum of the losses in tile order; for "check_probs"
-    the flat index of the first bad element, or -1.
-    """
-    cdef Problem pb
-    pb.rows = rows
-    pb.cols = cols
-    if cols >= TILE_ELEMENTS:
-        pb.chunk = TILE_ELEMENTS
-        pb.chunks_per_row = (cols + TILE_ELEMENTS - 1) // TILE_ELEMENTS
-        pb.rows_per_tile = 1
-        pb.n_tiles = rows * pb.chunks_per_row
-    else:
-        pb.chunk = cols
-        pb.chunks_per_row = 1
-        pb.rows_per_tile = TILE_ELEMENTS // cols if cols > 0 else rows
-        if pb.rows_per_tile < 1:
-            pb.rows_per_tile = 1
-        pb.n_tiles = (rows + pb.rows_per_tile - 1) // pb.rows_per_tile if rows > 0 else 0
+cdef object _run(Loss loss, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
+                 Py_ssize_t cols, object weight, object pos_weight, object gout,
+                 double gscale, object loss_out, object grad, int n_threads):
+    """Tile the call, run it with at most one thread per tile; returns the
+    float64 loss sum in tile order, or for CHECK_UNIT the first bad flat
+    index (-1: none)."""
+    cdef BinaryTiling bt = make_binary_tiling(rows, cols)
+    cdef BinaryArgs pb
     pb.weight = _operand(weight)
     pb.pos_weight = _operand(pos_weight)
     pb.gout = _operand(gout)
@@ -181,7 +142,7 @@ def binary(str kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t c
     pb.gscale = gscale
     pb.loss_out = NULL if loss_out is None else cnp.PyArray_DATA(<cnp.ndarray> loss_out)
     pb.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray> grad)
-    cdef Py_ssize_t n = pb.n_tiles if pb.n_tiles > 0 else 1
+    cdef Py_ssize_t n = bt.n_tiles if bt.n_tiles > 0 else 1
     # per-tile loss sums and first-bad positions, in one allocation
     cdef void *block = PyMem_Malloc(n * (sizeof(double) + sizeof(Py_ssize_t)))
     if block == NULL:
@@ -192,9 +153,7 @@ def binary(str kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t c
     for k in range(n):
         pb.tile_loss[k] = 0.0
         pb.tile_bad[k] = -1
-    cdef bint logits = kind == "logits"
-    cdef bint check = kind == "check_probs"
-    n_threads = usable_threads(n_threads)
+    n_threads = threads_for(n_threads, bt.n_tiles)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
     cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
@@ -202,16 +161,49 @@ def binary(str kind, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t c
     try:
         with nogil:
             if f32:
-                _run(<const float *> xp, <const float *> yp, &pb, logits, check, n_threads)
+                _run_tiles(<const float *> xp, <const float *> yp, &pb, &bt, loss, n_threads)
             else:
-                _run(<const double *> xp, <const double *> yp, &pb, logits, check, n_threads)
-        if check:
-            for k in range(pb.n_tiles):
+                _run_tiles(<const double *> xp, <const double *> yp, &pb, &bt, loss,
+                           n_threads)
+        if loss == CHECK_UNIT:
+            for k in range(bt.n_tiles):
                 if pb.tile_bad[k] >= 0:
                     return pb.tile_bad[k]
             return -1
-        for k in range(pb.n_tiles):
+        for k in range(bt.n_tiles):
             total += pb.tile_loss[k]
         return total
     finally:
         PyMem_Free(block)
+
+
+def bce_logits(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, *,
+               object weight=None, object pos_weight=None, object gout=None,
+               double gscale=1.0, object loss_out=None, object grad=None, int n_threads=1):
+    """Binary cross-entropy on logits over C-contiguous ``x`` and ``y`` (IN,
+    same dtype, rows*cols elements).
+
+    ``weight`` / ``pos_weight`` / ``gout`` (IN): None or (array of x's dtype,
+    row stride, column step 0/1).  ``loss_out``, ``grad`` (OUT): x's shape
+    and dtype, or None; grad may be x.  ``n_threads``: the most threads.
+
+    Returns the float64 sum of the losses in tile order.
+    """
+    return _run(BCE_LOGITS, x, y, rows, cols, weight, pos_weight, gout, gscale, loss_out,
+                grad, n_threads)
+
+
+def bce_probs(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, *,
+              object weight=None, object gout=None, double gscale=1.0,
+              object loss_out=None, object grad=None, int n_threads=1):
+    """Binary cross-entropy on probabilities ``x`` (checked to lie in
+    [0, 1] first, `first_outside_unit`); arguments as in `bce_logits`."""
+    return _run(BCE_PROBS, x, y, rows, cols, weight, None, gout, gscale, loss_out, grad,
+                n_threads)
+
+
+def first_outside_unit(cnp.ndarray x, Py_ssize_t rows, Py_ssize_t cols, *,
+                       int n_threads=1):
+    """The flat index of the first element of ``x`` (IN, C-contiguous) outside
+    [0, 1], NaN included, or -1."""
+    return _run(CHECK_UNIT, x, x, rows, cols, None, None, None, 1.0, None, None, n_threads)

@@ -1,4 +1,7 @@
-# Tiling shared by the softmax and cross-entropy kernels.
+# Tiling shared by every kernel module: the softmax and cross-entropy
+# kernels (class tiles and split rows) and the binary losses (element tiles).
+# Each kernel entry builds its tiling here and takes its thread count from
+# it (`threads_for`): never more threads than tiles.
 #
 # An input is seen as a C-contiguous (outer, C, inner) block, the class axis in
 # the middle.  With inner == 1 (class axis last) positions are rows and a tile
@@ -10,6 +13,7 @@
 # kernels can schedule tiles dynamically: a thread whose core is taken by
 # another process then holds up one tile, not a fixed half of the work.
 from libc.math cimport INFINITY, exp, log
+from fastce._kernels._runtime cimport FCE_TILE_MAX, usable_threads
 
 cdef struct Tiling:
     Py_ssize_t n_outer       # outer slices (1 when positions are rows)
@@ -22,10 +26,12 @@ cdef struct Tiling:
     Py_ssize_t tiles_per_outer
     Py_ssize_t n_tiles
 
-# elements a tile aims for: small enough that it is still in L1/L2 when a
-# second pass (the gradient write) comes back to it
 cdef enum:
-    TILE_ELEMENTS = 8192
+    # elements a class tile aims for: small enough that it is still in L1/L2
+    # when a second pass (the gradient write) comes back to it
+    CLASS_TILE_ELEMENTS = 8192
+    # elements a binary-loss tile aims for (one pass, no second visit)
+    BINARY_TILE_ELEMENTS = 16384
 
 
 cdef inline Tiling make_tiling(Py_ssize_t outer, Py_ssize_t n_cls,
@@ -39,7 +45,7 @@ cdef inline Tiling make_tiling(Py_ssize_t outer, Py_ssize_t n_cls,
         t.ps = n_cls
         t.cs = 1
         t.outer_stride = 0
-        t.tile = TILE_ELEMENTS // c
+        t.tile = CLASS_TILE_ELEMENTS // c
         if t.tile < 1:
             t.tile = 1
     else:
@@ -48,11 +54,11 @@ cdef inline Tiling make_tiling(Py_ssize_t outer, Py_ssize_t n_cls,
         t.ps = 1
         t.cs = inner
         t.outer_stride = n_cls * inner
-        t.tile = (TILE_ELEMENTS // c) // 16 * 16
+        t.tile = (CLASS_TILE_ELEMENTS // c) // 16 * 16
         if t.tile < 16:
             t.tile = 16
-    if t.tile > 256:
-        t.tile = 256
+    if t.tile > FCE_TILE_MAX:
+        t.tile = FCE_TILE_MAX
     t.tiles_per_outer = (t.n_pos + t.tile - 1) // t.tile
     t.n_tiles = t.n_outer * t.tiles_per_outer
     return t
@@ -130,11 +136,60 @@ cdef inline void combine_chunks(const double *shift, const double *logsum,
     row_logsum[0] = log(s)
 
 
-cdef inline Py_ssize_t parallel_units(Py_ssize_t outer, Py_ssize_t n_cls,
-                                      Py_ssize_t inner) noexcept nogil:
-    if use_split(outer, n_cls, inner):
-        return make_split(outer, n_cls).n_chunks
-    return make_tiling(outer, n_cls, inner).n_tiles
+cdef inline int threads_for(int n_threads, Py_ssize_t n_units) noexcept nogil:
+    """The team for a call of n_units independent tiles or chunks: the
+    requested n_threads, never more than the units, and 1 in a child forked
+    after a parallel region (see fce_omp.h)."""
+    if n_units < n_threads:
+        n_threads = <int> (n_units if n_units > 1 else 1)
+    return usable_threads(n_threads)
+
+
+# Binary losses: an input seen as (rows, cols), cols its last axis, cut into
+# fixed tiles of about BINARY_TILE_ELEMENTS -- runs of whole rows, or column
+# chunks of one long row.
+cdef struct BinaryTiling:
+    Py_ssize_t rows
+    Py_ssize_t cols
+    Py_ssize_t rows_per_tile
+    Py_ssize_t chunks_per_row
+    Py_ssize_t chunk
+    Py_ssize_t n_tiles
+
+
+cdef inline BinaryTiling make_binary_tiling(Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef BinaryTiling t
+    t.rows = rows
+    t.cols = cols
+    if cols >= BINARY_TILE_ELEMENTS:
+        t.chunk = BINARY_TILE_ELEMENTS
+        t.chunks_per_row = (cols + BINARY_TILE_ELEMENTS - 1) // BINARY_TILE_ELEMENTS
+        t.rows_per_tile = 1
+        t.n_tiles = rows * t.chunks_per_row
+    else:
+        t.chunk = cols
+        t.chunks_per_row = 1
+        t.rows_per_tile = BINARY_TILE_ELEMENTS // cols if cols > 0 else rows
+        if t.rows_per_tile < 1:
+            t.rows_per_tile = 1
+        t.n_tiles = (rows + t.rows_per_tile - 1) // t.rows_per_tile if rows > 0 else 0
+    return t
+
+
+cdef inline void binary_tile_span(const BinaryTiling *t, Py_ssize_t k, Py_ssize_t *r0,
+                                  Py_ssize_t *r1, Py_ssize_t *c0,
+                                  Py_ssize_t *c1) noexcept nogil:
+    """Tile k covers rows r0..r1 and, of each, columns c0..c1."""
+    if t.chunks_per_row > 1:
+        r0[0] = k // t.chunks_per_row
+        r1[0] = r0[0] + 1
+        c0[0] = (k - r0[0] * t.chunks_per_row) * t.chunk
+        c1[0] = c0[0] + t.chunk if c0[0] + t.chunk < t.cols else t.cols
+    else:
+        r0[0] = k * t.rows_per_tile
+        r1[0] = r0[0] + t.rows_per_tile if r0[0] + t.rows_per_tile < t.rows else t.rows
+        c0[0] = 0
+        c1[0] = t.cols
 
 
 cdef inline Py_ssize_t tile_chunk(Py_ssize_t n_tiles, int n_threads) noexcept nogil:

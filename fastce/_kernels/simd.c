@@ -13,6 +13,7 @@ typedef fce_intp npy_intp;
 
 #define FCE_INLINE inline __attribute__((always_inline))
 #define FCE_ALWAYS_INLINE inline __attribute__((always_inline))
+#define FCE_NOINLINE __attribute__((noinline))
 #define FCE_CLASS_CHUNK 256   /* classes summed in T before adding to double */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)

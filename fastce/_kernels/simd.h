@@ -12,22 +12,46 @@
 
 typedef ptrdiff_t fce_intp;
 
-/* What the per-position step of class-index targets reads besides a tile's
- * statistics; the same for every dtype (weight and loss_out are in the
- * kernel's dtype). */
+/* Positions per tile in position-major mode (stack buffers are this long). */
+#define FCE_TILE_MAX 256
+/* Contiguous rows shorter than this vectorise across rows (transposed). */
+#define FCE_ROWWISE_MIN_C 32
+/* Online log-sum-exp block of a long row (8 KB in float). */
+#define FCE_ROW_BLOCK 2048
+/* Most elements a tile keeps the exponentials of for its gradient. */
+#define FCE_KEEP_EXP_MAX 8192
+
+/* One softmax cross-entropy call (index or probability targets, NLL): what
+ * the kernels read, and the per-tile sums they leave for the reduction.
+ * Arrays are C-contiguous; weight, soft_target, loss_out and grad are in
+ * the kernel's dtype. */
 typedef struct {
-    const void *target;       /* flat class indices, int64 or int32 */
-    int target_is_64;
     fce_intp n_cls;
+    const void *target;       /* flat class indices, int64 or int32, or NULL */
+    int target_is_64;
     long long ignore_index;
+    const void *soft_target;  /* probability targets in x's layout, or NULL */
     const void *weight;       /* (C,) class weights, or NULL */
     double weight_total;      /* sum of the class weights (C without them) */
     double eps;               /* label smoothing */
     void *loss_out;           /* per-position loss, or NULL */
-    int want_grad;            /* also give the gradient coefficients */
+    void *grad;               /* gradient in x's layout (may be x), or NULL */
     const double *gout;       /* per-position upstream gradient, or NULL */
     double gscale;            /* scalar factor of the gradient */
-} fce_index_args;
+    double *tile_loss;        /* per tile: sum of its losses */
+    double *tile_weight;      /* per tile: sum of its target weights */
+    fce_intp *tile_bad;       /* per tile: first out-of-range flat position, or -1 */
+} fce_class_args;
+
+/* The class-index targets of one tile (at most FCE_TILE_MAX positions),
+ * decoded once: every later step reads these, never the raw targets (but
+ * the loss loop, see simd_index.h). */
+typedef struct {
+    fce_intp cls[FCE_TILE_MAX];  /* target class; -1: ignored or out of range */
+    double wt[FCE_TILE_MAX];     /* its class weight (1 without weights); 0 at -1 */
+    double weight_sum;           /* sum of wt over valid positions, in position order */
+    fce_intp bad;                /* first out-of-range flat position, or -1 */
+} fce_targets;
 
 #define FCE_DECLARE_TABLE(T, DT)                                                  \
     typedef struct {                                                              \
@@ -47,20 +71,22 @@ typedef struct {
         void (*tile_log_softmax)(const T *x, T *out, fce_intp np_, fce_intp nc,  \
                                  fce_intp ps, fce_intp cs, const double *shift,  \
                                  const double *logsum);                          \
-        double (*tile_index_finish)(const T *x, fce_intp np_, fce_intp ps,         \
-                                    fce_intp cs, const fce_index_args *ia,          \
-                                    fce_intp first, const double *shift,            \
-                                    const double *logsum, const double *dot,        \
-                                    double *a, double *beta, double *weight_sum,    \
-                                    fce_intp *bad);                                 \
-        void (*tile_index_fix)(T *g, fce_intp np_, fce_intp ps, fce_intp cs,        \
-                               const fce_index_args *ia, fce_intp first);           \
-        /* contiguous rows, 1 < nc <= FCE_ROW_BLOCK, np_ <= FCE_TILE_MAX and */    \
-        /* np_ nc <= FCE_KEEP_EXP_MAX */                                           \
-        double (*tile_index_grad_kept)(const T *x, T *g, fce_intp np_,              \
-                                       fce_intp nc, const fce_index_args *ia,       \
-                                       fce_intp first, double *weight_sum,          \
-                                       fce_intp *bad);                              \
+        void (*index_decode)(const fce_class_args *a, fce_intp first, fce_intp np_,   \
+                             fce_targets *d);                                    \
+        double (*index_finish)(const T *x, fce_intp np_, fce_intp ps, fce_intp cs, \
+                               const fce_class_args *a, fce_intp first,           \
+                               fce_targets *d, const double *shift,              \
+                               const double *logsum, const double *dot,          \
+                               double *coef, double *beta);                      \
+        void (*index_fix)(T *g, fce_intp np_, fce_intp ps, fce_intp cs,            \
+                          const fce_class_args *a, fce_intp first,                \
+                          const fce_targets *d);                                  \
+        double (*tile_index)(const T *x, T *g, fce_intp np_, fce_intp nc,          \
+                             fce_intp ps, fce_intp cs, const fce_class_args *a,    \
+                             fce_intp first, double *weight_sum, fce_intp *bad);   \
+        double (*tile_nll)(const T *x, T *g, fce_intp np_, fce_intp nc,            \
+                           fce_intp ps, fce_intp cs, const fce_class_args *a,      \
+                           fce_intp first, double *weight_sum, fce_intp *bad);     \
         double (*bce_logits)(const T *x, const T *y, fce_intp n, const T *w,     \
                              fce_intp ws, const T *pw, fce_intp pws,             \
                              T *loss_out, T *grad, const T *gout, fce_intp gos,  \
@@ -73,15 +99,6 @@ typedef struct {
 
 FCE_DECLARE_TABLE(float, f32)
 FCE_DECLARE_TABLE(double, f64)
-
-/* Positions per tile in position-major mode (stack buffers are this long). */
-#define FCE_TILE_MAX 256
-/* Contiguous rows shorter than this vectorise across rows (transposed). */
-#define FCE_ROWWISE_MIN_C 32
-/* Online log-sum-exp block of a long row (8 KB in float). */
-#define FCE_ROW_BLOCK 2048
-/* Most elements a tile keeps the exponentials of for its gradient. */
-#define FCE_KEEP_EXP_MAX 8192
 
 /* Pick the variant: name is "auto" / NULL (best supported), "baseline",
  * "avx2" or "avx512".  Returns the name chosen, or NULL when the named one

@@ -14,8 +14,8 @@
  *                  rows transposed in and out
  *   simd_class.h   class sums (label smoothing, probability targets) and the
  *                  writers of the gradient and of log_softmax
- *   simd_index.h   class-index targets: losses and gradient coefficients,
- *                  target-entry fix, loss + gradient with kept exponentials
+ *   simd_index.h   class-index targets: decode once, losses and gradient
+ *                  coefficients, target-entry fix, NLL, a tile's steps
  *   simd_binary.h  binary cross-entropy on logits and on probabilities
  *   then the table of this (dtype, ISA) pair's entry points (simd.h).
  *
@@ -74,7 +74,7 @@
 /* The table of this (dtype, ISA) pair's entry points. */
 static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
     FN(tile_lse), FN(tile_wdot), FN(tile_prob), FN(tile_grad), FN(tile_log_softmax),
-    FN(tile_index_finish), FN(tile_index_fix), FN(tile_index_grad_kept),
+    FN(index_decode), FN(index_finish), FN(index_fix), FN(tile_index), FN(tile_nll),
     FN(bce_logits), FN(bce_prob), FN(first_outside_unit),
 };
 

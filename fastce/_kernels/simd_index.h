@@ -1,70 +1,140 @@
 /*
- * Class-index targets: the per-position loss and gradient coefficients,
- * the target-entry fix of the gradient, and loss + gradient tiles that keep
- * their exponentials.
+ * Class-index targets: their decoding, the per-position loss and gradient
+ * coefficients, the target-entry fix of the gradient, NLL, and the order of
+ * a cross-entropy tile's steps (tile_index) -- the one place that order is
+ * written.
  *
  * Part of the SIMD primitives: included by simd_impl.h once per (dtype T,
  * instruction set), so it has no include guard; see simd_impl.h for the
  * conventions (FN names, T, FCE_F64, the *_impl + dispatch idiom).
+ *
+ * A tile's targets are decoded once (index_decode): class or -1, target
+ * weight, the tile's weight sum and first out-of-range position.  Every
+ * step after it -- gradient coefficients, target-entry fix, NLL, the
+ * validation pass, the weight sum and the bad-position report -- reads the
+ * decoded arrays.  Only the loss loop reads the raw targets again, through
+ * the same rule (see index_loss_impl for why).  The weight sum runs in
+ * position order, so forward and loss + gradient divide by the same bits.
  */
 
-/* ------------------------------------------------ index targets ------- */
+/* ---------------------------------------------------------- decoding --- */
 
 #define FCE_TARGET(p)                                                             \
     (is64 ? (long long)((const int64_t *)target)[p]                              \
           : (long long)((const int32_t *)target)[p])
 #define FCE_TARGET_VALID(t) ((t) != ign && (t) >= 0 && (t) < nc)
 
-/* Gradient coefficients of class-index targets (step 2, see below). */
+static FCE_ALWAYS_INLINE void FN(index_decode_impl)(const void *target, const int is64,
+                                                   npy_intp np_, npy_intp nc,
+                                                   long long ign, const T *w,
+                                                   const int has_w, fce_targets *d)
+{
+    npy_intp n_valid = 0, n_bad = 0;
+    if (nc <= 0) {
+        /* no class (w may be empty): every target is ignored or out of range */
+        for (npy_intp p = 0; p < np_; p++) {
+            d->cls[p] = -1;
+            d->wt[p] = 0.0;
+            n_bad += FCE_TARGET(p) != ign;
+        }
+    } else {
+        /* no branch in this loop: gcc vectorises only straight-line bodies */
+#pragma omp simd reduction(+ : n_valid, n_bad)
+        for (npy_intp p = 0; p < np_; p++) {
+            const long long t = FCE_TARGET(p);
+            const int valid = FCE_TARGET_VALID(t);
+            const double wt = has_w ? (double)w[valid ? t : 0] : 1.0;
+            d->cls[p] = valid ? (npy_intp)t : -1;
+            d->wt[p] = valid ? wt : 0.0;
+            n_valid += valid;
+            n_bad += t != ign && !valid;
+        }
+    }
+    /* the weight sum in position order, as the loss tiles have always added
+     * it; the first out-of-range position only when there is one */
+    if (has_w) {
+        double ws = 0.0;
+        for (npy_intp p = 0; p < np_; p++)
+            if (d->cls[p] >= 0) ws += d->wt[p];
+        d->weight_sum = ws;
+    } else {
+        d->weight_sum = (double)n_valid;
+    }
+    d->bad = -1;
+    if (n_bad)
+        for (npy_intp p = 0; p < np_; p++) {
+            const long long t = FCE_TARGET(p);
+            if (t != ign && !FCE_TARGET_VALID(t)) {
+                d->bad = p;
+                break;
+            }
+        }
+}
+
+/* Decode targets first..first+np_ (np_ <= FCE_TILE_MAX); d->bad is a flat
+ * position. */
+static void FN(index_decode)(const fce_class_args *a, npy_intp first, npy_intp np_,
+                             fce_targets *d)
+{
+    const T *w = (const T *)a->weight;
+    const npy_intp nc = a->n_cls;
+    const long long ign = a->ignore_index;
+    if (a->target_is_64) {
+        const void *t = (const int64_t *)a->target + first;
+        if (w) FN(index_decode_impl)(t, 1, np_, nc, ign, w, 1, d);
+        else FN(index_decode_impl)(t, 1, np_, nc, ign, w, 0, d);
+    } else {
+        const void *t = (const int32_t *)a->target + first;
+        if (w) FN(index_decode_impl)(t, 0, np_, nc, ign, w, 1, d);
+        else FN(index_decode_impl)(t, 0, np_, nc, ign, w, 0, d);
+    }
+    if (d->bad >= 0) d->bad += first;
+}
+
+/* ------------------------------------------------ loss, coefficients --- */
+
+/* Gradient coefficients: a = s ((1 - eps) w_t + (eps / C) W), beta =
+ * s eps / C, 0 for ignored positions; s is the upstream gradient. */
 static FCE_ALWAYS_INLINE void FN(index_coef_impl)(
-    npy_intp np_, const void *target, const int is64, const npy_intp nc,
-    const long long ign, const T *w, const int has_w, const double *gout,
-    const int has_gout, double gscale, double keep, double smooth, double wtotal,
-    double *a, double *beta)
+    npy_intp np_, const fce_targets *d, const double *gout, const int has_gout,
+    double gscale, double keep, double smooth, double wtotal, double *coef, double *beta)
 {
 #pragma omp simd
     for (npy_intp p = 0; p < np_; p++) {
-        const long long t = FCE_TARGET(p);
-        const int valid = FCE_TARGET_VALID(t);
-        const double wt = has_w ? (double)w[valid ? t : 0] : 1.0;
+        const int valid = d->cls[p] >= 0;
         const double s = gscale * (has_gout ? gout[p] : 1.0);
-        a[p] = valid ? s * (keep * wt + smooth * wtotal) : 0.0;
+        coef[p] = valid ? s * (keep * d->wt[p] + smooth * wtotal) : 0.0;
         beta[p] = valid ? s * smooth : 0.0;
     }
 }
 
-/* Step 2 of class-index targets for one tile, vectorised across positions:
- * per position the loss
+/* Per position the loss
  *   l = -(1 - eps) w_t log p_t - (eps / C) sum_c w_c log p_c
- * (0 for ignored or out-of-range targets) and, when asked, the gradient
- * coefficients a = s ((1 - eps) w_t + (eps / C) W), beta = s eps / C.  The
- * lanes take the target's logit with a gather and select 0 for targets
- * outside [0, C); the first out-of-range position is then found by a scalar
- * scan, only when there is one.  The target-weight sum runs in position
- * order, as the validation pass of the gradient path adds it, so forward
- * and loss + gradient divide by the same bits.  np_ <= FCE_TILE_MAX. */
-static FCE_ALWAYS_INLINE double FN(index_finish_impl)(
-    const T *x, npy_intp np_, npy_intp ps, npy_intp cs, const fce_index_args *ia,
-    const void *target, const int is64, const T *w, const int has_w, const int smoothing,
-    T *loss_out, const double *gout, const double *shift, const double *logsum,
-    const double *dot, double *a, double *beta, double *weight_sum, npy_intp *bad)
+ * (0 for ignored or out-of-range targets), vectorised across positions:
+ * the lanes take the target's logit with a gather.  This loop reads the
+ * raw targets, exactly as it always has, rather than the decoded ones:
+ * whether gcc vectorises it, and how (it versions the loop for rows, where
+ * the class stride is 1; AVX2 has no 64-bit multiply, SSE2 no gather),
+ * follows from its body, and the lanes fix the order of the loss sum, so
+ * any other body moves some sums by an ulp (decoding in this loop did).
+ * The rule is the decoder's (FCE_TARGET_VALID).  Returns the loss sum.
+ * np_ <= FCE_TILE_MAX. */
+static FCE_ALWAYS_INLINE double FN(index_loss_impl)(
+    const T *x, npy_intp np_, npy_intp ps, npy_intp cs, const void *target,
+    const int is64, npy_intp nc, long long ign, const T *w, const int has_w, double eps,
+    double wtotal, const int smoothing, T *loss_out, const double *shift,
+    const double *logsum, const double *dot)
 {
-    const npy_intp nc = ia->n_cls;
-    const long long ign = ia->ignore_index;
-    const double keep = 1.0 - ia->eps;
-    const double smooth = nc > 0 ? ia->eps / (double)nc : 0.0;
-    const double wtotal = ia->weight_total;
+    const double keep = 1.0 - eps;
+    const double smooth = nc > 0 ? eps / (double)nc : 0.0;
     double losses[FCE_TILE_MAX];
     double loss_sum = 0.0;
-    npy_intp n_valid = 0, n_bad = 0;
     if (nc <= 0) {
-        /* no class to gather from (x and w may be empty): every target is
-         * ignored or out of range, every loss 0 */
+        /* no class to gather from (x and w may be empty): every loss is 0 */
         for (npy_intp p = 0; p < np_; p++) losses[p] = 0.0;
-        for (npy_intp p = 0; p < np_; p++) n_bad += FCE_TARGET(p) != ign;
     } else {
         /* no branch in this loop: gcc vectorises only straight-line bodies */
-#pragma omp simd reduction(+ : loss_sum, n_valid, n_bad)
+#pragma omp simd reduction(+ : loss_sum)
         for (npy_intp p = 0; p < np_; p++) {
             const long long t = FCE_TARGET(p);
             const int valid = FCE_TARGET_VALID(t);
@@ -75,74 +145,81 @@ static FCE_ALWAYS_INLINE double FN(index_finish_impl)(
             l = valid ? l : 0.0;
             losses[p] = l;
             loss_sum += l;
-            n_valid += valid;
-            n_bad += t != ign && !valid;
         }
     }
     if (loss_out) {
 #pragma omp simd
         for (npy_intp p = 0; p < np_; p++) loss_out[p] = (T)losses[p];
     }
-    if (ia->want_grad) {
-        if (nc <= 0)
-            for (npy_intp p = 0; p < np_; p++) a[p] = beta[p] = 0.0;
-        else if (gout)
-            FN(index_coef_impl)(np_, target, is64, nc, ign, w, has_w, gout, 1, ia->gscale,
-                                keep, smooth, wtotal, a, beta);
-        else
-            FN(index_coef_impl)(np_, target, is64, nc, ign, w, has_w, gout, 0, ia->gscale,
-                                keep, smooth, wtotal, a, beta);
-    }
-    if (has_w) {
-        double ws = 0.0;
-        for (npy_intp p = 0; p < np_; p++) {
-            const long long t = FCE_TARGET(p);
-            if (FCE_TARGET_VALID(t)) ws += (double)w[t];
-        }
-        *weight_sum = ws;
-    } else {
-        *weight_sum = (double)n_valid;
-    }
-    *bad = -1;
-    if (n_bad)
-        for (npy_intp p = 0; p < np_; p++) {
-            const long long t = FCE_TARGET(p);
-            if (t != ign && !FCE_TARGET_VALID(t)) {
-                *bad = p;
-                break;
-            }
-        }
     return loss_sum;
 }
+
+#undef FCE_TARGET
+#undef FCE_TARGET_VALID
+
+/* Decodes the targets of positions first..first+np_ into d (d->bad a flat
+ * position), gives their losses (into a->loss_out when given) and, when
+ * the call has a gradient, their coefficients from the decoded targets.  Returns the loss sum.  x,
+ * shift, logsum, dot are the tile's.  Never inlined: every caller (forward,
+ * kept exponentials, split rows) runs the one compiled copy, so the loss
+ * sum's order cannot depend on the caller and a loss + gradient call keeps
+ * the forward's bits. */
+static FCE_NOINLINE double FN(index_finish)(const T *x, npy_intp np_, npy_intp ps, npy_intp cs,
+                               const fce_class_args *a, npy_intp first, fce_targets *d,
+                               const double *shift, const double *logsum,
+                               const double *dot, double *coef, double *beta)
+{
+    const npy_intp nc = a->n_cls;
+    const long long ign = a->ignore_index;
+    const T *w = (const T *)a->weight;
+    T *loss_out = a->loss_out ? (T *)a->loss_out + first : NULL;
+    const double *gout = a->gout ? a->gout + first : NULL;
+    const double keep = 1.0 - a->eps;
+    const double smooth = nc > 0 ? a->eps / (double)nc : 0.0;
+    const void *target = a->target_is_64
+        ? (const void *)((const int64_t *)a->target + first)
+        : (const void *)((const int32_t *)a->target + first);
+#define FCE_LOSS(is64, hw, sm)                                                      \
+    FN(index_loss_impl)(x, np_, ps, cs, target, is64, nc, ign, w, hw, a->eps,        \
+                        a->weight_total, sm, loss_out, shift, logsum, dot)
+#define FCE_LOSS_BY_TARGET(hw, sm) \
+    (a->target_is_64 ? FCE_LOSS(1, hw, sm) : FCE_LOSS(0, hw, sm))
+#define FCE_COEF(hg)                                                                \
+    FN(index_coef_impl)(np_, d, gout, hg, a->gscale, keep, smooth, a->weight_total, \
+                        coef, beta)
+    double loss;
+    FN(index_decode)(a, first, np_, d);
+    if (w) loss = a->eps > 0 ? FCE_LOSS_BY_TARGET(1, 1) : FCE_LOSS_BY_TARGET(1, 0);
+    else loss = a->eps > 0 ? FCE_LOSS_BY_TARGET(0, 1) : FCE_LOSS_BY_TARGET(0, 0);
+    if (a->grad) {
+        if (gout) FCE_COEF(1); else FCE_COEF(0);
+    }
+    return loss;
+#undef FCE_COEF
+#undef FCE_LOSS_BY_TARGET
+#undef FCE_LOSS
+}
+
+/* ----------------------------------------------------- gradient fix ---- */
+
 /* The index-target part of the gradient, after tile_grad: subtract
  * s (1 - eps) w_t at each target entry, and zero ignored positions exactly
  * (their logits may be NaN). */
 static FCE_ALWAYS_INLINE void FN(index_fix_impl)(T *g, npy_intp np_, npy_intp ps,
-                                                npy_intp cs, const fce_index_args *ia,
-                                                const void *target, const int is64,
-                                                const double *gout, const int has_w,
-                                                const int has_gout)
+                                                npy_intp cs, npy_intp nc, double keep,
+                                                double gscale, const fce_targets *d,
+                                                const double *gout, const int has_gout)
 {
-    const npy_intp nc = ia->n_cls;
-    const long long ign = ia->ignore_index;
-    const T *w = (const T *)ia->weight;
-    const double keep = 1.0 - ia->eps, gscale = ia->gscale;
     double fix[FCE_TILE_MAX];
-    npy_intp cls[FCE_TILE_MAX];
-    if (nc <= 0) return;  /* no gradient entry; w has no element to read */
-    /* the amounts and target classes first, without a branch (-1: zero the
-     * position), so the scattered updates below are a short loop */
+    /* the amounts first, without a branch, so the scattered updates below
+     * are a short loop */
 #pragma omp simd
     for (npy_intp p = 0; p < np_; p++) {
-        const long long t = FCE_TARGET(p);
-        const int valid = FCE_TARGET_VALID(t);
-        const double wt = has_w ? (double)w[valid ? t : 0] : 1.0;
         const double s = gscale * (has_gout ? gout[p] : 1.0);
-        fix[p] = s * keep * wt;
-        cls[p] = valid ? (npy_intp)t : -1;
+        fix[p] = s * keep * d->wt[p];
     }
     for (npy_intp p = 0; p < np_; p++) {
-        const npy_intp c = cls[p];
+        const npy_intp c = d->cls[p];
         T *gp = g + p * ps;
         if (c >= 0) {
             gp[c * cs] = (T)(gp[c * cs] - fix[p]);
@@ -154,59 +231,19 @@ static FCE_ALWAYS_INLINE void FN(index_fix_impl)(T *g, npy_intp np_, npy_intp ps
     }
 }
 
-#undef FCE_TARGET
-#undef FCE_TARGET_VALID
-
-/* Positions first..first+np_ of the flat target / gout. */
-static void FN(tile_index_fix)(T *g, npy_intp np_, npy_intp ps, npy_intp cs,
-                               const fce_index_args *ia, npy_intp first)
+/* Positions first..first+np_ of the flat gout; g is the tile's. */
+static void FN(index_fix)(T *g, npy_intp np_, npy_intp ps, npy_intp cs,
+                          const fce_class_args *a, npy_intp first, const fce_targets *d)
 {
-    const double *gout = ia->gout ? ia->gout + first : NULL;
-#define FCE_FIX(is64, hw, hg)                                                         \
-    FN(index_fix_impl)(g, np_, ps, cs, ia,                                           \
-                       is64 ? (const void *)((const int64_t *)ia->target + first)    \
-                            : (const void *)((const int32_t *)ia->target + first),   \
-                       is64, gout, hw, hg)
-#define FCE_FIX_BY_TARGET(hw, hg) \
-    (ia->target_is_64 ? FCE_FIX(1, hw, hg) : FCE_FIX(0, hw, hg))
-    if (ia->weight) {
-        if (gout) FCE_FIX_BY_TARGET(1, 1); else FCE_FIX_BY_TARGET(1, 0);
-    } else {
-        if (gout) FCE_FIX_BY_TARGET(0, 1); else FCE_FIX_BY_TARGET(0, 0);
-    }
-#undef FCE_FIX_BY_TARGET
-#undef FCE_FIX
+    const double *gout = a->gout ? a->gout + first : NULL;
+    if (a->n_cls <= 0) return;  /* no gradient entry */
+    if (gout)
+        FN(index_fix_impl)(g, np_, ps, cs, a->n_cls, 1.0 - a->eps, a->gscale, d, gout, 1);
+    else
+        FN(index_fix_impl)(g, np_, ps, cs, a->n_cls, 1.0 - a->eps, a->gscale, d, gout, 0);
 }
 
-
-/* Returns the tile's loss sum; *weight_sum gets the sum of its target
- * weights, *bad its first out-of-range flat position or -1.
- * Positions are first..first+np_ of the flat target / loss_out / gout. */
-static double FN(tile_index_finish)(const T *x, npy_intp np_, npy_intp ps, npy_intp cs,
-                                    const fce_index_args *ia, npy_intp first,
-                                    const double *shift, const double *logsum,
-                                    const double *dot, double *a, double *beta,
-                                    double *weight_sum, npy_intp *bad)
-{
-    const T *w = (const T *)ia->weight;
-    const int smoothing = ia->eps > 0;
-    const void *target = ia->target_is_64 ? (const void *)((const int64_t *)ia->target + first)
-                                          : (const void *)((const int32_t *)ia->target + first);
-    T *loss_out = ia->loss_out ? (T *)ia->loss_out + first : NULL;
-    const double *gout = ia->gout ? ia->gout + first : NULL;
-#define FCE_FINISH(is64, hw, sm)                                                   \
-    FN(index_finish_impl)(x, np_, ps, cs, ia, target, is64, w, hw, sm, loss_out, gout, \
-                          shift, logsum, dot, a, beta, weight_sum, bad)
-#define FCE_FINISH_BY_TARGET(hw, sm) \
-    (ia->target_is_64 ? FCE_FINISH(1, hw, sm) : FCE_FINISH(0, hw, sm))
-    double loss;
-    if (w) loss = smoothing ? FCE_FINISH_BY_TARGET(1, 1) : FCE_FINISH_BY_TARGET(1, 0);
-    else loss = smoothing ? FCE_FINISH_BY_TARGET(0, 1) : FCE_FINISH_BY_TARGET(0, 0);
-    if (*bad >= 0) *bad += first;
-    return loss;
-#undef FCE_FINISH_BY_TARGET
-#undef FCE_FINISH
-}
+/* ------------------------------------------ the steps of a tile -------- */
 
 /* g = a softmax - w beta from kept exponentials e = exp(x - shift):
  * softmax = e / sum, so the gradient pass needs no exp.  Element (p, c) of
@@ -251,24 +288,26 @@ static FCE_ALWAYS_INLINE void FN(kept_grad_impl)(const T *e, T *g, npy_intp np_,
     }
 }
 
-/* Loss + gradient of a tile of contiguous rows (ps == nc, 1 < nc <=
- * FCE_ROW_BLOCK, np_ <= FCE_TILE_MAX, np_ * nc <= FCE_KEEP_EXP_MAX) with
- * class-index targets, in
- * one call: the log-sum-exp pass keeps its exponentials in a buffer and
- * they become the softmax of the gradient, so each element is exponentiated
- * once.  Short rows are transposed in once and out once.  The statistics
- * are those of tile_lse (row_lse is one block here), so the loss has the
- * forward's bits.  g may be x: x is last read before g is written.  Returns
- * the loss sum; weight_sum and bad as in tile_index_finish. */
-static double FN(tile_index_grad_kept)(const T *x, T *g, npy_intp np_, npy_intp nc,
-                                       const fce_index_args *ia, npy_intp first,
-                                       double *weight_sum, npy_intp *bad)
+/* Whether a loss + gradient tile can keep its exponentials for the
+ * gradient: contiguous rows that fit the buffer. */
+#define FCE_KEEPS_EXP(np_, nc, ps, cs) \
+    ((cs) == 1 && (ps) == (nc) && 1 < (nc) && (nc) <= FCE_ROW_BLOCK \
+     && (np_) <= FCE_TILE_MAX && (np_) * (nc) <= FCE_KEEP_EXP_MAX)
+
+/* Loss + gradient of a tile of contiguous rows (FCE_KEEPS_EXP) in one
+ * pass: the log-sum-exp keeps its exponentials in a buffer and they become
+ * the softmax of the gradient, so each element is exponentiated once.
+ * Short rows are transposed in once and out once.  The statistics are those
+ * of tile_lse (row_lse is one block here), so the loss has the forward's
+ * bits.  g may be x: x is last read before g is written. */
+static double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, npy_intp nc,
+                                  const fce_class_args *a, npy_intp first, fce_targets *d)
 {
     T buf[FCE_KEEP_EXP_MAX];
     double shift[FCE_TILE_MAX], logsum[FCE_TILE_MAX], sum[FCE_TILE_MAX], dot[FCE_TILE_MAX];
-    double a[FCE_TILE_MAX], beta[FCE_TILE_MAX];
-    const T *w = (const T *)ia->weight;
-    const int smoothing = ia->eps > 0;
+    double coef[FCE_TILE_MAX], beta[FCE_TILE_MAX];
+    const T *w = (const T *)a->weight;
+    const int smoothing = a->eps > 0;
     const int short_rows = nc < FCE_ROWWISE_MIN_C;
     if (short_rows) {
         FN(transpose_in)(x, np_, nc, nc, buf);
@@ -285,18 +324,99 @@ static double FN(tile_index_grad_kept)(const T *x, T *g, npy_intp np_, npy_intp 
     }
     /* the class sums and the target gather read x, as the forward does */
     if (smoothing) FN(tile_wdot)(x, np_, nc, nc, 1, w, shift, dot);
-    double loss = FN(tile_index_finish)(x, np_, nc, 1, ia, first, shift, logsum, dot, a,
-                                        beta, weight_sum, bad);
+    double loss = FN(index_finish)(x, np_, nc, 1, a, first, d, shift, logsum, dot, coef,
+                                   beta);
     /* short rows: the gradient is formed in the buffer, then transposed out */
     T *gk = short_rows ? buf : g;
     const npy_intp ps = short_rows ? 1 : nc, cs = short_rows ? np_ : 1;
     if (!smoothing)
-        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, a, beta, w, 0, 0);
+        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, coef, beta, w, 0, 0);
     else if (w)
-        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, a, beta, w, 1, 1);
+        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, coef, beta, w, 1, 1);
     else
-        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, a, beta, w, 1, 0);
-    FN(tile_index_fix)(gk, np_, ps, cs, ia, first);
+        FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, coef, beta, w, 1, 0);
+    FN(index_fix)(gk, np_, ps, cs, a, first, d);
     if (short_rows) FN(transpose_out)(buf, np_, nc, nc, g);
     return loss;
 }
+
+/* Cross-entropy of one tile with class-index targets, the steps in order:
+ * the log-sum-exp (and the class sums of label smoothing); the targets
+ * decoded with the losses, and the gradient coefficients; with g, the
+ * gradient write g = a softmax - w beta and the target-entry fix.  Positions are
+ * first..first+np_ of the flat targets; g (NULL: forward only) may be x.
+ * Returns the loss sum; *weight_sum and *bad as in fce_targets. */
+static double FN(tile_index)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp ps,
+                             npy_intp cs, const fce_class_args *a, npy_intp first,
+                             double *weight_sum, npy_intp *bad)
+{
+    fce_targets d;
+    double shift[FCE_TILE_MAX], logsum[FCE_TILE_MAX], dot[FCE_TILE_MAX];
+    double coef[FCE_TILE_MAX], beta[FCE_TILE_MAX];
+    const T *w = (const T *)a->weight;
+    const int smoothing = a->eps > 0;
+    double loss;
+    if (g && FCE_KEEPS_EXP(np_, nc, ps, cs)) {
+        loss = FN(index_tile_kept)(x, g, np_, nc, a, first, &d);
+    } else {
+        FN(tile_lse)(x, np_, nc, ps, cs, shift, logsum);
+        if (smoothing) FN(tile_wdot)(x, np_, nc, ps, cs, w, shift, dot);
+        loss = FN(index_finish)(x, np_, ps, cs, a, first, &d, shift, logsum, dot, coef,
+                                beta);
+        if (g) {
+            if (smoothing)
+                FN(tile_grad)(x, g, np_, nc, ps, cs, shift, logsum, coef, beta, w, NULL,
+                              NULL);
+            else
+                FN(tile_grad)(x, g, np_, nc, ps, cs, shift, logsum, coef, NULL, NULL, NULL,
+                              NULL);
+            FN(index_fix)(g, np_, ps, cs, a, first, &d);
+        }
+    }
+    *weight_sum = d.weight_sum;
+    *bad = d.bad;
+    return loss;
+}
+
+#undef FCE_KEEPS_EXP
+
+/* NLL of one tile: l = -w_t x_t (0 where ignored); the gradient is
+ * -s w_t at the target entry and 0 elsewhere.  Arguments as tile_index. */
+static double FN(tile_nll)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp ps,
+                           npy_intp cs, const fce_class_args *a, npy_intp first,
+                           double *weight_sum, npy_intp *bad)
+{
+    fce_targets d;
+    T *loss_out = a->loss_out ? (T *)a->loss_out + first : NULL;
+    const double *gout = a->gout ? a->gout + first : NULL;
+    double loss_sum = 0.0;
+    FN(index_decode)(a, first, np_, &d);
+    *weight_sum = d.weight_sum;
+    *bad = d.bad;
+    for (npy_intp p = 0; p < np_; p++) {
+        const npy_intp c = d.cls[p];
+        if (c < 0) {
+            if (loss_out) loss_out[p] = 0;
+            continue;
+        }
+        const double l = -d.wt[p] * (double)x[p * ps + c * cs];
+        loss_sum += l;
+        if (loss_out) loss_out[p] = (T)l;
+    }
+    if (!g) return loss_sum;
+    /* the losses above read the logits first, so g may be x itself */
+    if (cs == 1) {
+        memset(g, 0, (size_t)(np_ * nc) * sizeof(T));
+    } else {
+        for (npy_intp c = 0; c < nc; c++) memset(g + c * cs, 0, (size_t)np_ * sizeof(T));
+    }
+    for (npy_intp p = 0; p < np_; p++) {
+        const npy_intp c = d.cls[p];
+        if (c >= 0) {
+            const double s = a->gscale * (gout ? gout[p] : 1.0);
+            g[p * ps + c * cs] = (T)(-s * d.wt[p]);
+        }
+    }
+    return loss_sum;
+}
+
