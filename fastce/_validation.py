@@ -207,7 +207,9 @@ def index_target(target: np.ndarray, layout: ClassLayout, *, nll: bool) -> np.nd
 
 def target_kind(target: np.ndarray, input_shape: tuple, batch_shape: tuple, *,
                 nll: bool) -> str:
-    """'index' or 'prob'; TypeError for dtypes no target can have."""
+    """'index' or 'prob'; TypeError for dtypes no target can have, and for
+    floating targets of the batch shape (class indices of the wrong dtype,
+    e.g. float labels from a data frame)."""
     kind = target.dtype.kind
     if kind in "iu":
         if not nll and target.shape == input_shape:
@@ -218,6 +220,10 @@ def target_kind(target: np.ndarray, input_shape: tuple, batch_shape: tuple, *,
                 "the input's shape without the class axis)")
         return "index"
     if kind == "f" and not nll:
+        if target.shape != input_shape and target.shape == batch_shape:
+            raise TypeError(
+                f"class-index targets must be integers (got {target.dtype}); for "
+                f"probability targets pass an array of the input's shape {input_shape}")
         return "prob"
     if kind == "f":
         raise TypeError(f"nll_loss expects integer class-index targets, got dtype "

@@ -129,6 +129,18 @@ def _cases():
                                                          exc=TypeError)
         cases[f"{fn}-complex-target"] = Case(fn, (_x(4, C), _p(4, C).astype(complex)),
                                              exc=TypeError)
+    # float labels of the batch shape (e.g. a data frame's float64 column) are
+    # class indices of the wrong dtype, not probability targets of a wrong shape
+    float_labels = "class-index targets must be integers \\(got float(64|32)\\)"
+    for fn in ["cross_entropy", "cross_entropy_and_grad"]:
+        for shape, batch in [((4, C), (4,)), ((2, C, 3), (2, 3)), ((C,), ())]:
+            for tdt in (np.float64, np.float32):
+                cases[f"{fn}-float-labels-{len(shape)}d-{np.dtype(tdt).name}"] = Case(
+                    fn, (_x(*shape), _t(*batch).astype(tdt)), exc=TypeError,
+                    match=float_labels + ".*input's shape")
+        cases[f"{fn}-float-labels-channels-last"] = Case(
+            fn, (_x(2, 3, C), _t(2, 3).astype(np.float64)), {"axis": -1}, exc=TypeError,
+            match=float_labels)
     for fn in CE_FUNCS:
         cases[f"{fn}-bool-target"] = Case(fn, (_x(4, C), _t(4) > 2), exc=TypeError)
     for fn in BIN_FUNCS:
@@ -321,6 +333,17 @@ def _position_re(pos):
     """The position as a tuple or list, e.g. '(1, 2)' / '[1, 2]' / '(4,)'."""
     inner = r"\s*,\s*".join(str(i) for i in pos)
     return rf"[\(\[]\s*{inner}\s*,?\s*[\)\]]"
+
+
+@pytest.mark.parametrize("call", ["call", "loss_and_grad"])
+def test_loss_object_reads_float_labels_as_index_targets_of_the_wrong_dtype(call):
+    loss = fastce.CrossEntropyLoss(weight=np.ones(C))
+    x, labels = _x(4, C), _t(4).astype(np.float64)
+    fn = loss if call == "call" else loss.loss_and_grad
+    with pytest.raises(TypeError, match=r"class-index targets must be integers \(got "
+                                        r"float64\); for probability targets pass an "
+                                        r"array of the input's shape"):
+        fn(x, labels)
 
 
 @pytest.mark.parametrize("fn", CE_FUNCS + ["CrossEntropyLoss", "NLLLoss"])
