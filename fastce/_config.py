@@ -21,6 +21,7 @@ __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 
 #: Inputs with fewer elements than this run on one thread.
 SERIAL_THRESHOLD = 1 << 15
+_MAX_THREADS = (1 << 31) - 1
 
 _lock = threading.Lock()
 _num_threads: int | None = None
@@ -89,7 +90,8 @@ def resolve_threads(n_threads: object, work: int) -> int:
         n = _positive_int(n_threads, "n_threads")
     if work < SERIAL_THRESHOLD:
         return 1
-    return n
+    # the kernels take a C int; no call has more tiles than that anyway
+    return min(n, _MAX_THREADS)
 
 
 def show_config(file: IO[str] | None = None) -> None:

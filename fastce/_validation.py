@@ -35,16 +35,18 @@ def c_aligned(a, dtype=None) -> np.ndarray:
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def legacy_reduction(size_average, reduce, reduction: str) -> str:
+def legacy_reduction(size_average, reduce, reduction: str, *, stacklevel: int = 4) -> str:
     """Map the deprecated ``size_average`` / ``reduce`` pair onto ``reduction``
-    exactly as PyTorch's ``_Reduction.legacy_get_string`` does."""
+    exactly as PyTorch's ``_Reduction.legacy_get_string`` does.  ``stacklevel``
+    points the DeprecationWarning at the user's call (frames between it and
+    here: public function or loss object, its dispatch, ...)."""
     if size_average is None and reduce is None:
         return check_reduction(reduction)
     warnings.warn(
         "size_average and reduce args will be deprecated, please use "
         "reduction='none' / 'mean' / 'sum' instead.",
         DeprecationWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
@@ -386,7 +388,8 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
     """Validate and normalise the arguments of cross_entropy / nll_loss and
     their ``_and_grad`` variants; every error is raised before anything is
     written."""
-    reduction = legacy_reduction(size_average, reduce, reduction)
+    # user -> public function -> dispatch -> here -> legacy_reduction
+    reduction = legacy_reduction(size_average, reduce, reduction, stacklevel=5)
     x, result_dtype = float_input(input)
     ax = normalize_axis(axis, dim, x.ndim)
     t = np.asarray(target)
@@ -470,7 +473,8 @@ def prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
     """Validate and normalise the arguments of the binary losses and their
     ``_and_grad`` variants (the [0, 1] range of probabilities is checked by
     a kernel, see `raise_outside_unit`)."""
-    reduction = legacy_reduction(size_average, reduce, reduction)
+    # user -> public function -> dispatch -> here -> legacy_reduction
+    reduction = legacy_reduction(size_average, reduce, reduction, stacklevel=5)
     x, result_dtype = float_input(input)
     t = np.asarray(target)
     if t.dtype.kind != "f":

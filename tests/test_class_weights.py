@@ -164,6 +164,25 @@ def test_negative_target_other_than_ignore_index_raises():
         fastce.class_weights([0, 1, -1, -100])
 
 
+def test_ignore_index_outside_the_int64_range_raises_like_the_losses():
+    # the same check as cross_entropy's ignore_index (the kernels compare it
+    # with 64-bit targets), so a value a loss would refuse is refused here too
+    for bad in (2 ** 70, np.uint64(2 ** 64 - 1)):
+        with pytest.raises(ValueError, match="64-bit"):
+            fastce.class_weights(np.array([0, 1]), ignore_index=bad)
+        with pytest.raises(ValueError, match="64-bit"):
+            fastce.cross_entropy(np.zeros((2, 2)), np.array([0, 1]), ignore_index=bad)
+
+
+def test_out_of_range_scalar_target_message_matches_the_losses():
+    with pytest.raises(IndexError, match=r"Target 5 is out of bounds\. The target "
+                                         r"\(the only target\) must be a class index in "
+                                         r"\[0, 3\)"):
+        fastce.class_weights(np.array(5), num_classes=3)
+    with pytest.raises(IndexError, match=r"\(the only target\)"):
+        fastce.cross_entropy(np.zeros(3), np.array(5))
+
+
 def test_float_target_raises_type_error():
     with pytest.raises(TypeError, match="integer class indices"):
         fastce.class_weights(np.array([0.0, 1.0]))

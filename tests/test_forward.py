@@ -1071,6 +1071,18 @@ def test_legacy_size_average_positional_like_torch(name):
     assert_close(got, getattr(fastce, name)(x, t, reduction="sum"), F64)
 
 
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss",
+                                  "binary_cross_entropy_with_logits",
+                                  "binary_cross_entropy", "cross_entropy_and_grad"])
+def test_legacy_deprecation_warning_points_at_the_callers_line(name):
+    # with Python's default filters a DeprecationWarning is shown only when it
+    # is attributed to __main__ / the calling module, not to fastce's own files
+    x, t = _legacy_data(name.replace("_and_grad", ""), rng_for("legacy-where", name))
+    with pytest.warns(DeprecationWarning) as record:
+        getattr(fastce, name)(x, t, size_average=False)
+    assert record[0].filename == __file__
+
+
 def test_no_deprecation_warning_without_legacy_arguments():
     x, t = _legacy_data("cross_entropy", rng_for("nolegacy"))
     with warnings.catch_warnings():

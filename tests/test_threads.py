@@ -209,6 +209,36 @@ def test_valid_per_call_n_threads_are_accepted(fn, good):
     ALL_FUNCTIONS[fn](good)
 
 
+_BIG_X = np.random.default_rng(7).normal(size=(4096, 16))      # above the serial threshold
+_BIG_T = np.arange(4096) % 16
+_BIG_P = 1 / (1 + np.exp(-_BIG_X))
+BIG_CALLS = {
+    "cross_entropy": lambda **k: fastce.cross_entropy(_BIG_X, _BIG_T, **k),
+    "cross_entropy_and_grad": lambda **k: fastce.cross_entropy_and_grad(_BIG_X, _BIG_T, **k),
+    "cross_entropy_prob": lambda **k: fastce.cross_entropy(_BIG_X, _BIG_P, **k),
+    "nll_loss_and_grad": lambda **k: fastce.nll_loss_and_grad(_BIG_X, _BIG_T, **k),
+    "bce_with_logits_and_grad": lambda **k: fastce.binary_cross_entropy_with_logits_and_grad(
+        _BIG_X, _BIG_P, **k),
+    "bce": lambda **k: fastce.binary_cross_entropy(_BIG_P, _BIG_P, **k),
+    "softmax": lambda **k: fastce.softmax(_BIG_X, **k),
+}
+
+
+@pytest.mark.parametrize("fn", list(BIG_CALLS))
+def test_thread_counts_beyond_a_c_int_are_clamped_not_overflowed(fn):
+    want = BIG_CALLS[fn](n_threads=1)
+    got = BIG_CALLS[fn](n_threads=2 ** 40)
+    fastce.set_num_threads(2 ** 31)
+    try:
+        got_default = BIG_CALLS[fn]()
+    finally:
+        fastce.set_num_threads(None)
+    as_tuple = lambda r: r if isinstance(r, tuple) else (r,)   # noqa: E731
+    for other in (got, got_default):
+        for a, b in zip(as_tuple(want), as_tuple(other)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_threadpoolctl_limit_applies_to_fastce():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     default = fastce.get_num_threads()

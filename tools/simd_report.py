@@ -8,8 +8,8 @@ instruction-set variant, the instructions that use 512-bit (zmm), 256-bit
 hot loops vectorised shows zmm (avx512) / ymm (avx2) work; the baseline
 variant is SSE2 (xmm) by construction.  The only libm calls are one exp
 per 2048-element block in tile_lse (rescaling the running sum when the max
-grows) and one log per row in tile_lse / tile_index (its kept-exponential
-rows) -- never one per element.  tile_nll is listed but scalar by design:
+grows) and one log per row in tile_lse / index_tile_kept -- never one per
+element.  (tile_index only orders a tile's steps; its loops are these.)  tile_nll is listed but scalar by design:
 per position one gather and a sum in position order, memory-bound.
 """
 import collections
@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 PRIMITIVES = ("tile_lse", "tile_grad", "tile_wdot", "tile_prob", "tile_log_softmax",
-              "index_decode", "index_finish", "index_fix", "tile_index", "tile_nll",
+              "index_decode", "index_finish", "index_fix", "index_tile_kept", "tile_nll",
               "bce_logits")
 
 # listed, but not required to be SIMD (see the module docstring)

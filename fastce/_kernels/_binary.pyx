@@ -15,15 +15,11 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
 
 from fastce._kernels._runtime cimport (
-    simd_bce_logits, simd_bce_prob, simd_first_outside_unit)
+    floating, simd_bce_logits, simd_bce_prob, simd_first_outside_unit)
 from fastce._kernels._tiles cimport (
     BinaryTiling, binary_tile_span, make_binary_tiling, threads_for, tile_chunk)
 
 cnp.import_array()
-
-ctypedef fused floating:
-    float
-    double
 
 cdef enum Loss:
     # what a call computes on each tile

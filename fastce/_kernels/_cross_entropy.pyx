@@ -29,8 +29,8 @@ order, step 3 runs on the chunks in parallel.  Per-tile loss and weight sums
 are added in tile order, so results are the same bits for any thread count.
 
 Class-index targets are decoded once per tile in C (class, validity, target
-weight) before they index anything; a bad one is recorded (first flat
-position) and skipped.  The order of an index tile's steps is written once,
+weight; see simd_index.h, whose loss loop alone reads them raw) before they
+index anything; a bad one is recorded (first flat position) and skipped.  The order of an index tile's steps is written once,
 in C (tile_index in simd_index.h); this module owns the tiling, the threads
 and the ordered sums.  The gradient path validates all targets first
 (`check_index_targets`) because it may write over the input.
@@ -39,18 +39,17 @@ from cython.parallel cimport prange
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
 from fastce._kernels._runtime cimport (
-    FCE_TILE_MAX, fce_class_args, fce_targets, simd_index_decode, simd_index_finish,
-    simd_index_fix, simd_tile_grad, simd_tile_index, simd_tile_lse, simd_tile_nll,
-    simd_tile_prob, simd_tile_wdot)
+    FCE_TILE_MAX, fce_class_args, fce_targets, floating, simd_index_decode,
+    simd_index_finish, simd_index_fix, simd_tile_grad, simd_tile_index, simd_tile_lse,
+    simd_tile_nll, simd_tile_prob, simd_tile_wdot)
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling,
     threads_for, tile_start, use_split, SPLIT_MAX_ROWS)
 
 cnp.import_array()
 
-ctypedef fused floating:
-    float
-    double
+# the split path decodes its rows as one tile (fce_targets holds FCE_TILE_MAX)
+assert SPLIT_MAX_ROWS <= FCE_TILE_MAX
 
 cdef enum TileStep:
     # what a call does to each tile

@@ -14,16 +14,12 @@ cimport numpy as cnp
 import numpy as np
 
 from fastce._kernels._runtime cimport (
-    FCE_TILE_MAX, simd_tile_grad, simd_tile_log_softmax, simd_tile_lse)
+    FCE_TILE_MAX, floating, simd_tile_grad, simd_tile_log_softmax, simd_tile_lse)
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling,
     threads_for, tile_start, use_split)
 
 cnp.import_array()
-
-ctypedef fused floating:
-    float
-    double
 
 cdef enum Output:
     LOGSUMEXP

@@ -81,7 +81,7 @@ cdef inline Py_ssize_t tile_start(const Tiling *t, Py_ssize_t k,
 # in parallel, combined per row in chunk order, gradient chunks in parallel.
 cdef enum:
     SPLIT_MIN_CLASSES = 65536
-    SPLIT_MAX_ROWS = 16
+    SPLIT_MAX_ROWS = 16      # at most FCE_TILE_MAX: the rows are decoded as one tile
     SPLIT_CHUNK = 16384
 
 

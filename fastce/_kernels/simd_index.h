@@ -24,10 +24,12 @@
           : (long long)((const int32_t *)target)[p])
 #define FCE_TARGET_VALID(t) ((t) != ign && (t) >= 0 && (t) < nc)
 
+/* sum_weights: also d->weight_sum (NLL adds it in its own loop instead). */
 static FCE_ALWAYS_INLINE void FN(index_decode_impl)(const void *target, const int is64,
                                                    npy_intp np_, npy_intp nc,
                                                    long long ign, const T *w,
-                                                   const int has_w, fce_targets *d)
+                                                   const int has_w, const int sum_weights,
+                                                   fce_targets *d)
 {
     npy_intp n_valid = 0, n_bad = 0;
     if (nc <= 0) {
@@ -52,7 +54,9 @@ static FCE_ALWAYS_INLINE void FN(index_decode_impl)(const void *target, const in
     }
     /* the weight sum in position order, as the loss tiles have always added
      * it; the first out-of-range position only when there is one */
-    if (has_w) {
+    if (!sum_weights) {
+        d->weight_sum = 0.0;
+    } else if (has_w) {
         double ws = 0.0;
         for (npy_intp p = 0; p < np_; p++)
             if (d->cls[p] >= 0) ws += d->wt[p];
@@ -71,24 +75,31 @@ static FCE_ALWAYS_INLINE void FN(index_decode_impl)(const void *target, const in
         }
 }
 
-/* Decode targets first..first+np_ (np_ <= FCE_TILE_MAX); d->bad is a flat
- * position. */
-static void FN(index_decode)(const fce_class_args *a, npy_intp first, npy_intp np_,
-                             fce_targets *d)
+static FCE_ALWAYS_INLINE void FN(decode_targets)(const fce_class_args *a, npy_intp first,
+                                                npy_intp np_, fce_targets *d,
+                                                const int sum_weights)
 {
     const T *w = (const T *)a->weight;
     const npy_intp nc = a->n_cls;
     const long long ign = a->ignore_index;
     if (a->target_is_64) {
         const void *t = (const int64_t *)a->target + first;
-        if (w) FN(index_decode_impl)(t, 1, np_, nc, ign, w, 1, d);
-        else FN(index_decode_impl)(t, 1, np_, nc, ign, w, 0, d);
+        if (w) FN(index_decode_impl)(t, 1, np_, nc, ign, w, 1, sum_weights, d);
+        else FN(index_decode_impl)(t, 1, np_, nc, ign, w, 0, sum_weights, d);
     } else {
         const void *t = (const int32_t *)a->target + first;
-        if (w) FN(index_decode_impl)(t, 0, np_, nc, ign, w, 1, d);
-        else FN(index_decode_impl)(t, 0, np_, nc, ign, w, 0, d);
+        if (w) FN(index_decode_impl)(t, 0, np_, nc, ign, w, 1, sum_weights, d);
+        else FN(index_decode_impl)(t, 0, np_, nc, ign, w, 0, sum_weights, d);
     }
     if (d->bad >= 0) d->bad += first;
+}
+
+/* Decode targets first..first+np_ (np_ <= FCE_TILE_MAX); d->bad is a flat
+ * position. */
+static void FN(index_decode)(const fce_class_args *a, npy_intp first, npy_intp np_,
+                             fce_targets *d)
+{
+    FN(decode_targets)(a, first, np_, d, 1);
 }
 
 /* ------------------------------------------------ loss, coefficients --- */
@@ -117,24 +128,29 @@ static FCE_ALWAYS_INLINE void FN(index_coef_impl)(
  * the class stride is 1; AVX2 has no 64-bit multiply, SSE2 no gather),
  * follows from its body, and the lanes fix the order of the loss sum, so
  * any other body moves some sums by an ulp (decoding in this loop did).
- * The rule is the decoder's (FCE_TARGET_VALID).  Returns the loss sum.
- * np_ <= FCE_TILE_MAX. */
+ * The rule is the decoder's (FCE_TARGET_VALID).  With totals (a forward
+ * tile, which needs no decoded arrays) it also gives the tile's weight sum
+ * and first bad position, counted here as the loss loop always has: a
+ * separate decoding pass cost short rows (C = 4) 25% of their forward.
+ * Returns the loss sum.  np_ <= FCE_TILE_MAX. */
 static FCE_ALWAYS_INLINE double FN(index_loss_impl)(
     const T *x, npy_intp np_, npy_intp ps, npy_intp cs, const void *target,
     const int is64, npy_intp nc, long long ign, const T *w, const int has_w, double eps,
     double wtotal, const int smoothing, T *loss_out, const double *shift,
-    const double *logsum, const double *dot)
+    const double *logsum, const double *dot, fce_targets *totals)
 {
     const double keep = 1.0 - eps;
     const double smooth = nc > 0 ? eps / (double)nc : 0.0;
     double losses[FCE_TILE_MAX];
     double loss_sum = 0.0;
+    npy_intp n_valid = 0, n_bad = 0;
     if (nc <= 0) {
         /* no class to gather from (x and w may be empty): every loss is 0 */
         for (npy_intp p = 0; p < np_; p++) losses[p] = 0.0;
+        for (npy_intp p = 0; p < np_; p++) n_bad += FCE_TARGET(p) != ign;
     } else {
         /* no branch in this loop: gcc vectorises only straight-line bodies */
-#pragma omp simd reduction(+ : loss_sum)
+#pragma omp simd reduction(+ : loss_sum, n_valid, n_bad)
         for (npy_intp p = 0; p < np_; p++) {
             const long long t = FCE_TARGET(p);
             const int valid = FCE_TARGET_VALID(t);
@@ -145,21 +161,44 @@ static FCE_ALWAYS_INLINE double FN(index_loss_impl)(
             l = valid ? l : 0.0;
             losses[p] = l;
             loss_sum += l;
+            n_valid += valid;
+            n_bad += t != ign && !valid;
         }
     }
     if (loss_out) {
 #pragma omp simd
         for (npy_intp p = 0; p < np_; p++) loss_out[p] = (T)losses[p];
     }
+    {
+        /* the tile's weight sum and first bad position, counted here as the
+         * loss loop always has (in the decoder's order) */
+        if (has_w) {
+            double ws = 0.0;
+            for (npy_intp p = 0; p < np_; p++) {
+                const long long t = FCE_TARGET(p);
+                if (FCE_TARGET_VALID(t)) ws += (double)w[t];
+            }
+            totals->weight_sum = ws;
+        } else {
+            totals->weight_sum = (double)n_valid;
+        }
+        totals->bad = -1;
+        if (n_bad)
+            for (npy_intp p = 0; p < np_; p++) {
+                const long long t = FCE_TARGET(p);
+                if (t != ign && !FCE_TARGET_VALID(t)) {
+                    totals->bad = p;
+                    break;
+                }
+            }
+    }
     return loss_sum;
 }
 
-#undef FCE_TARGET
-#undef FCE_TARGET_VALID
 
-/* Decodes the targets of positions first..first+np_ into d (d->bad a flat
- * position), gives their losses (into a->loss_out when given) and, when
- * the call has a gradient, their coefficients from the decoded targets.  Returns the loss sum.  x,
+/* The losses of positions first..first+np_ (into a->loss_out when given)
+ * and d's weight sum and first bad position (flat); when the call has a
+ * gradient, the targets decoded into d and the coefficients read from them.  Returns the loss sum.  x,
  * shift, logsum, dot are the tile's.  Never inlined: every caller (forward,
  * kept exponentials, split rows) runs the one compiled copy, so the loss
  * sum's order cannot depend on the caller and a loss + gradient call keeps
@@ -181,16 +220,18 @@ static FCE_NOINLINE double FN(index_finish)(const T *x, npy_intp np_, npy_intp p
         : (const void *)((const int32_t *)a->target + first);
 #define FCE_LOSS(is64, hw, sm)                                                      \
     FN(index_loss_impl)(x, np_, ps, cs, target, is64, nc, ign, w, hw, a->eps,        \
-                        a->weight_total, sm, loss_out, shift, logsum, dot)
+                        a->weight_total, sm, loss_out, shift, logsum, dot, d)
 #define FCE_LOSS_BY_TARGET(hw, sm) \
     (a->target_is_64 ? FCE_LOSS(1, hw, sm) : FCE_LOSS(0, hw, sm))
 #define FCE_COEF(hg)                                                                \
     FN(index_coef_impl)(np_, d, gout, hg, a->gscale, keep, smooth, a->weight_total, \
                         coef, beta)
     double loss;
-    FN(index_decode)(a, first, np_, d);
+    /* the loss loop gives the weight sum: the decoder need not */
+    if (a->grad) FN(decode_targets)(a, first, np_, d, 0);
     if (w) loss = a->eps > 0 ? FCE_LOSS_BY_TARGET(1, 1) : FCE_LOSS_BY_TARGET(1, 0);
     else loss = a->eps > 0 ? FCE_LOSS_BY_TARGET(0, 1) : FCE_LOSS_BY_TARGET(0, 0);
+    if (d->bad >= 0) d->bad += first;
     if (a->grad) {
         if (gout) FCE_COEF(1); else FCE_COEF(0);
     }
@@ -299,8 +340,14 @@ static FCE_ALWAYS_INLINE void FN(kept_grad_impl)(const T *e, T *g, npy_intp np_,
  * the softmax of the gradient, so each element is exponentiated once.
  * Short rows are transposed in once and out once.  The statistics are those
  * of tile_lse (row_lse is one block here), so the loss has the forward's
- * bits.  g may be x: x is last read before g is written. */
-static double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, npy_intp nc,
+ * bits.  g may be x: x is last read before g is written.  Never inlined:
+ * its buffer in tile_index's frame put the forward's statistics 50 KB down
+ * the stack, out of L1, and cost short rows 12% of their forward. */
+/* its np_ positions' statistics are all set before index_finish reads
+ * them; gcc cannot see that np_ > 0 */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+static FCE_NOINLINE double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, npy_intp nc,
                                   const fce_class_args *a, npy_intp first, fce_targets *d)
 {
     T buf[FCE_KEEP_EXP_MAX];
@@ -324,8 +371,8 @@ static double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, npy_intp nc,
     }
     /* the class sums and the target gather read x, as the forward does */
     if (smoothing) FN(tile_wdot)(x, np_, nc, nc, 1, w, shift, dot);
-    double loss = FN(index_finish)(x, np_, nc, 1, a, first, d, shift, logsum, dot, coef,
-                                   beta);
+    double loss = FN(index_finish)(x, np_, nc, 1, a, first, d, shift, logsum,
+                                   smoothing ? dot : NULL, coef, beta);
     /* short rows: the gradient is formed in the buffer, then transposed out */
     T *gk = short_rows ? buf : g;
     const npy_intp ps = short_rows ? 1 : nc, cs = short_rows ? np_ : 1;
@@ -339,6 +386,7 @@ static double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, npy_intp nc,
     if (short_rows) FN(transpose_out)(buf, np_, nc, nc, g);
     return loss;
 }
+#pragma GCC diagnostic pop
 
 /* Cross-entropy of one tile with class-index targets, the steps in order:
  * the log-sum-exp (and the class sums of label smoothing); the targets
@@ -361,8 +409,8 @@ static double FN(tile_index)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_in
     } else {
         FN(tile_lse)(x, np_, nc, ps, cs, shift, logsum);
         if (smoothing) FN(tile_wdot)(x, np_, nc, ps, cs, w, shift, dot);
-        loss = FN(index_finish)(x, np_, ps, cs, a, first, &d, shift, logsum, dot, coef,
-                                beta);
+        loss = FN(index_finish)(x, np_, ps, cs, a, first, &d, shift, logsum,
+                                smoothing ? dot : NULL, coef, beta);
         if (g) {
             if (smoothing)
                 FN(tile_grad)(x, g, np_, nc, ps, cs, shift, logsum, coef, beta, w, NULL,
@@ -380,6 +428,37 @@ static double FN(tile_index)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_in
 
 #undef FCE_KEEPS_EXP
 
+/* NLL of positions first..first+np_: one scalar loop decodes each target
+ * (into d, for the gradient) and adds its loss and weight in position
+ * order, as NLL always has; a separate decoding pass made the weighted
+ * forward of short rows 1.9x slower. */
+static FCE_ALWAYS_INLINE double FN(nll_impl)(const T *x, npy_intp np_, npy_intp ps,
+                                            npy_intp cs, const void *target, const int is64,
+                                            npy_intp nc, long long ign, const T *w,
+                                            const int has_w, T *loss_out, fce_targets *d)
+{
+    double loss_sum = 0.0, ws = 0.0;
+    d->bad = -1;
+    for (npy_intp p = 0; p < np_; p++) {
+        const long long t = FCE_TARGET(p);
+        if (!FCE_TARGET_VALID(t)) {
+            if (t != ign && d->bad < 0) d->bad = p;
+            if (loss_out) loss_out[p] = 0;
+            d->cls[p] = -1;
+            continue;
+        }
+        const double wt = has_w ? (double)w[t] : 1.0;
+        const double l = -wt * (double)x[p * ps + t * cs];
+        loss_sum += l;
+        ws += wt;
+        if (loss_out) loss_out[p] = (T)l;
+        d->cls[p] = (npy_intp)t;
+        d->wt[p] = wt;
+    }
+    d->weight_sum = ws;
+    return loss_sum;
+}
+
 /* NLL of one tile: l = -w_t x_t (0 where ignored); the gradient is
  * -s w_t at the target entry and 0 elsewhere.  Arguments as tile_index. */
 static double FN(tile_nll)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp ps,
@@ -387,22 +466,21 @@ static double FN(tile_nll)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp
                            double *weight_sum, npy_intp *bad)
 {
     fce_targets d;
+    const T *w = (const T *)a->weight;
+    const long long ign = a->ignore_index;
     T *loss_out = a->loss_out ? (T *)a->loss_out + first : NULL;
     const double *gout = a->gout ? a->gout + first : NULL;
-    double loss_sum = 0.0;
-    FN(index_decode)(a, first, np_, &d);
+    const void *target = a->target_is_64
+        ? (const void *)((const int64_t *)a->target + first)
+        : (const void *)((const int32_t *)a->target + first);
+    double loss_sum;
+#define FCE_NLL(is64, hw) \
+    FN(nll_impl)(x, np_, ps, cs, target, is64, nc, ign, w, hw, loss_out, &d)
+    if (a->target_is_64) loss_sum = w ? FCE_NLL(1, 1) : FCE_NLL(1, 0);
+    else loss_sum = w ? FCE_NLL(0, 1) : FCE_NLL(0, 0);
+#undef FCE_NLL
     *weight_sum = d.weight_sum;
-    *bad = d.bad;
-    for (npy_intp p = 0; p < np_; p++) {
-        const npy_intp c = d.cls[p];
-        if (c < 0) {
-            if (loss_out) loss_out[p] = 0;
-            continue;
-        }
-        const double l = -d.wt[p] * (double)x[p * ps + c * cs];
-        loss_sum += l;
-        if (loss_out) loss_out[p] = (T)l;
-    }
+    *bad = d.bad >= 0 ? first + d.bad : -1;
     if (!g) return loss_sum;
     /* the losses above read the logits first, so g may be x itself */
     if (cs == 1) {
@@ -420,3 +498,5 @@ static double FN(tile_nll)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp
     return loss_sum;
 }
 
+#undef FCE_TARGET
+#undef FCE_TARGET_VALID
