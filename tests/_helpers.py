@@ -16,6 +16,7 @@ Tolerances follow SPEC section 3.8:
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 import zlib
 
@@ -232,3 +233,17 @@ def torch_softmax(input, axis=None):
 
 def torch_logsumexp(input, axis=None):
     return torch_reference("logsumexp", input, axis=axis)
+
+
+@contextlib.contextmanager
+def simd_variant(arch: str):
+    """Run the kernels on SIMD variant ``arch`` inside the block, then switch
+    back to the variant in use before, whatever happens inside."""
+    from fastce._kernels import _runtime
+
+    previous = _runtime.arch_name()
+    _runtime.select_arch(arch)
+    try:
+        yield
+    finally:
+        _runtime.select_arch(previous)

@@ -16,11 +16,10 @@ test cannot drift apart.  Needs neither PyTorch nor a compiler.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,8 @@ import pytest
 
 import fastce
 from fastce._kernels import _runtime
+
+from _helpers import simd_variant
 
 BITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                          "bits_baseline.npz")
@@ -150,24 +151,12 @@ def xor_bits(reference: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return (as_bits(reference) ^ delta).view(reference.dtype)
 
 
-@contextlib.contextmanager
-def running_on(arch: str) -> Iterator[None]:
-    """Switch every kernel to SIMD variant ``arch`` for the block; restore the
-    variant in use before, whatever happens inside."""
-    previous = _runtime.arch_name()
-    _runtime.select_arch(arch)
-    try:
-        yield
-    finally:
-        _runtime.select_arch(previous)
-
-
 def can_run(arch: str) -> bool:
     """Whether this build has SIMD variant ``arch`` and this CPU runs it."""
     if arch not in _runtime.built_archs().split():
         return False
     try:
-        with running_on(arch):
+        with simd_variant(arch):
             return True
     except ValueError:
         return False
@@ -266,7 +255,7 @@ def test_results_keep_their_bits(arch, case):
         pytest.skip(f"SIMD variant {arch} is not available on this CPU / build")
     inputs = {role: ARRAYS[key] for role, key in case["inputs"].items()}
     expected = case["results"][arch]
-    with running_on(arch):
+    with simd_variant(arch):
         for n_threads in THREAD_COUNTS:
             results = call_case(case, inputs, n_threads)
             assert results.keys() == expected.keys()

@@ -33,7 +33,6 @@ random examples instead of the fixed ones:
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
@@ -45,7 +44,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import fastce
-from _helpers import tolerance
+from _helpers import simd_variant, tolerance
 from fastce._kernels import _runtime
 
 SPEC_ERRORS = (TypeError, ValueError, IndexError)
@@ -98,18 +97,6 @@ def _runnable_archs():
 
 
 ARCHS = _runnable_archs()
-
-
-@contextlib.contextmanager
-def simd_variant(arch):
-    """Run the kernels on one SIMD variant (every variant must match the
-    reference), then switch back."""
-    previous = _runtime.arch_name()
-    _runtime.select_arch(arch)
-    try:
-        yield
-    finally:
-        _runtime.select_arch(previous)
 
 
 def draw_arch(data):

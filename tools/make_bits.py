@@ -61,7 +61,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import fastce  # noqa: E402
 from fastce._kernels import _runtime  # noqa: E402
 # one definition of how a case calls fastce, shared with the test
-from test_bits import THREAD_COUNTS, as_bits, call_case, running_on  # noqa: E402
+from _helpers import simd_variant as running_on  # noqa: E402
+from test_bits import THREAD_COUNTS, as_bits, call_case  # noqa: E402
 
 COMMIT = "dd94468"
 SEED = 20240611

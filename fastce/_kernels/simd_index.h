@@ -24,7 +24,38 @@
           : (long long)((const int32_t *)target)[p])
 #define FCE_TARGET_VALID(t) ((t) != ign && (t) >= 0 && (t) < nc)
 
-/* sum_weights: also d->weight_sum (NLL adds it in its own loop instead). */
+/* A tile's totals from its raw targets: the sum of the valid targets'
+ * weights in position order (when weight_sum is given) and the first
+ * out-of-range position, relative, only scanned for when n_bad says there
+ * is one.  The decoder and the forward loss loop both finish with it. */
+static FCE_ALWAYS_INLINE void FN(target_totals)(const void *target, const int is64,
+                                               npy_intp np_, npy_intp nc, long long ign,
+                                               const T *w, const int has_w,
+                                               npy_intp n_valid, npy_intp n_bad,
+                                               double *weight_sum, npy_intp *bad)
+{
+    if (weight_sum && has_w) {
+        double ws = 0.0;
+        for (npy_intp p = 0; p < np_; p++) {
+            const long long t = FCE_TARGET(p);
+            if (FCE_TARGET_VALID(t)) ws += (double)w[t];
+        }
+        *weight_sum = ws;
+    } else if (weight_sum) {
+        *weight_sum = (double)n_valid;
+    }
+    *bad = -1;
+    if (n_bad)
+        for (npy_intp p = 0; p < np_; p++) {
+            const long long t = FCE_TARGET(p);
+            if (t != ign && !FCE_TARGET_VALID(t)) {
+                *bad = p;
+                break;
+            }
+        }
+}
+
+/* sum_weights: also d->weight_sum (the loss loop gives it otherwise). */
 static FCE_ALWAYS_INLINE void FN(index_decode_impl)(const void *target, const int is64,
                                                    npy_intp np_, npy_intp nc,
                                                    long long ign, const T *w,
@@ -52,27 +83,9 @@ static FCE_ALWAYS_INLINE void FN(index_decode_impl)(const void *target, const in
             n_bad += t != ign && !valid;
         }
     }
-    /* the weight sum in position order, as the loss tiles have always added
-     * it; the first out-of-range position only when there is one */
-    if (!sum_weights) {
-        d->weight_sum = 0.0;
-    } else if (has_w) {
-        double ws = 0.0;
-        for (npy_intp p = 0; p < np_; p++)
-            if (d->cls[p] >= 0) ws += d->wt[p];
-        d->weight_sum = ws;
-    } else {
-        d->weight_sum = (double)n_valid;
-    }
-    d->bad = -1;
-    if (n_bad)
-        for (npy_intp p = 0; p < np_; p++) {
-            const long long t = FCE_TARGET(p);
-            if (t != ign && !FCE_TARGET_VALID(t)) {
-                d->bad = p;
-                break;
-            }
-        }
+    d->weight_sum = 0.0;
+    FN(target_totals)(target, is64, np_, nc, ign, w, has_w, n_valid, n_bad,
+                      sum_weights ? &d->weight_sum : NULL, &d->bad);
 }
 
 static FCE_ALWAYS_INLINE void FN(decode_targets)(const fce_class_args *a, npy_intp first,
@@ -169,29 +182,10 @@ static FCE_ALWAYS_INLINE double FN(index_loss_impl)(
 #pragma omp simd
         for (npy_intp p = 0; p < np_; p++) loss_out[p] = (T)losses[p];
     }
-    {
-        /* the tile's weight sum and first bad position, counted here as the
-         * loss loop always has (in the decoder's order) */
-        if (has_w) {
-            double ws = 0.0;
-            for (npy_intp p = 0; p < np_; p++) {
-                const long long t = FCE_TARGET(p);
-                if (FCE_TARGET_VALID(t)) ws += (double)w[t];
-            }
-            totals->weight_sum = ws;
-        } else {
-            totals->weight_sum = (double)n_valid;
-        }
-        totals->bad = -1;
-        if (n_bad)
-            for (npy_intp p = 0; p < np_; p++) {
-                const long long t = FCE_TARGET(p);
-                if (t != ign && !FCE_TARGET_VALID(t)) {
-                    totals->bad = p;
-                    break;
-                }
-            }
-    }
+    /* the tile's weight sum and first bad position, counted here as the
+     * loss loop always has */
+    FN(target_totals)(target, is64, np_, nc, ign, w, has_w, n_valid, n_bad,
+                      &totals->weight_sum, &totals->bad);
     return loss_sum;
 }
 
