@@ -160,6 +160,17 @@ def label_smoothing_value(label_smoothing) -> float:
     return eps
 
 
+def z_loss_value(z_loss) -> float:
+    """The z-loss coefficient: a finite float >= 0."""
+    try:
+        z = float(z_loss)
+    except (TypeError, ValueError):
+        raise ValueError(f"z_loss must be a float >= 0, got {z_loss!r}") from None
+    if not (math.isfinite(z) and z >= 0.0):
+        raise ValueError(f"z_loss must be a finite float >= 0, got {z}")
+    return z
+
+
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -370,6 +381,7 @@ class ClassLossProblem:
     weight_total: float           # float64 sum of the class weights (C without)
     ignore_index: int
     label_smoothing: float
+    z_loss: float                 # + z_loss * w[target] * lse^2 per position
     loss_out: Optional[np.ndarray]    # per-position losses (reduction="none")
     # with a gradient only:
     grad_output: Optional[float]      # scalar upstream gradient (None: per position)
@@ -384,7 +396,8 @@ class ClassLossProblem:
 
 def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, *, nll: bool,
-                       want_grad: bool, grad_output=None, out=None) -> ClassLossProblem:
+                       want_grad: bool, z_loss=0.0, grad_output=None,
+                       out=None) -> ClassLossProblem:
     """Validate and normalise the arguments of cross_entropy / nll_loss and
     their ``_and_grad`` variants; every error is raised before anything is
     written."""
@@ -396,6 +409,7 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
     kind = target_kind(t, x.shape, x.shape[:ax] + x.shape[ax + 1:], nll=nll)
     ignore = ignore_index_value(ignore_index)
     eps = 0.0 if nll else label_smoothing_value(label_smoothing)
+    z = 0.0 if nll else z_loss_value(z_loss)
     if kind == "prob" and ignore >= 0:
         raise ValueError(
             f"ignore_index={ignore} does not apply to probability targets "
@@ -415,7 +429,7 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
     return ClassLossProblem(
         layout=layout, result_dtype=result_dtype, input_shape=x.shape,
         reduction=reduction, index_targets=kind == "index", target=t_kernel, weight=w,
-        weight_total=w_total, ignore_index=ignore, label_smoothing=eps,
+        weight_total=w_total, ignore_index=ignore, label_smoothing=eps, z_loss=z,
         loss_out=(np.empty(layout.n_positions, dtype=kdt) if reduction == "none"
                   else None),
         grad_output=go, gout=None if gout is None else gout.reshape(-1),

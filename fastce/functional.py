@@ -78,11 +78,12 @@ def _finish_grad(grad, out, result_dtype, shape):
 # ------------------------------------------------------------ cross-entropy --
 
 def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduction,
-                label_smoothing, axis, dim, *, nll, want_grad, grad_output=None,
+                label_smoothing, axis, dim, *, nll, want_grad, z_loss=0.0, grad_output=None,
                 out=None, n_threads=None):
     pb = v.prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                               reduction, label_smoothing, axis, dim, nll=nll,
-                              want_grad=want_grad, grad_output=grad_output, out=out)
+                              want_grad=want_grad, z_loss=z_loss, grad_output=grad_output,
+                              out=out)
     layout = pb.layout
     n_threads = resolve_threads(n_threads, layout.data.size)
     gscale = 1.0
@@ -103,7 +104,7 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
         else:
             loss_sum, denominator, bad = _cross_entropy.cross_entropy_index(
                 layout.data, pb.target, pb.weight, pb.weight_total, pb.ignore_index,
-                pb.label_smoothing, *pb.shape3, **kwargs)
+                pb.label_smoothing, *pb.shape3, z_loss=pb.z_loss, **kwargs)
         if bad >= 0:
             v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
     else:
@@ -112,7 +113,7 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
             gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
         loss_sum = _cross_entropy.cross_entropy_prob(
             layout.data, pb.target, pb.weight, pb.weight_total, pb.label_smoothing,
-            *pb.shape3, loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout, gscale=gscale,
+            *pb.shape3, z_loss=pb.z_loss, loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout, gscale=gscale,
             n_threads=n_threads)
     loss = _reduce(pb.reduction, loss_sum, denominator, pb.loss_out, layout.batch_shape,
                    pb.result_dtype)
@@ -125,27 +126,30 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
                   reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
-                  *, axis: int | None = ..., dim: int | None = ...,
+                  *, axis: int | None = ..., dim: int | None = ..., z_loss: float = ...,
                   n_threads: int | None = ...) -> np.floating[Any]: ...
 @overload
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: bool | None = ..., ignore_index: int = ...,
                   reduce: bool | None = ..., *, reduction: Literal["none"],
                   label_smoothing: float = ..., axis: int | None = ...,
-                  dim: int | None = ..., n_threads: int | None = ...) -> FloatArray: ...
+                  dim: int | None = ..., z_loss: float = ...,
+                  n_threads: int | None = ...) -> FloatArray: ...
 @overload
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: bool | None = ..., ignore_index: int = ...,
                   reduce: bool | None = ..., reduction: Reduction = ...,
                   label_smoothing: float = ..., *, axis: int | None = ...,
-                  dim: int | None = ..., n_threads: int | None = ...) -> LossValue: ...
+                  dim: int | None = ..., z_loss: float = ...,
+                  n_threads: int | None = ...) -> LossValue: ...
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
                   size_average: bool | None = None, ignore_index: int = -100,
                   reduce: bool | None = None, reduction: Reduction = "mean",
                   label_smoothing: float = 0.0, *, axis: int | None = None,
-                  dim: int | None = None, n_threads: int | None = None) -> LossValue:
+                  dim: int | None = None, z_loss: float = 0.0,
+                  n_threads: int | None = None) -> LossValue:
     """Softmax cross-entropy between logits and targets, as
-    ``torch.nn.functional.cross_entropy``.
+    ``torch.nn.functional.cross_entropy``, optionally with PaLM's z-loss.
 
     Parameters
     ----------
@@ -168,6 +172,13 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         Mixes the target with the uniform distribution: (1 - eps) y + eps / C.
     axis, dim : int, optional
         The class axis (default 1; 0 for 1-D input).  ``dim`` is an alias.
+    z_loss : float >= 0, default 0
+        PaLM's auxiliary z-loss: adds ``z_loss * lse**2`` per position, where
+        ``lse`` is the log-sum-exp of its logits, which keeps the softmax
+        normaliser near 1.  With class-index targets the term is weighted by
+        the target's class weight and skipped for ignored positions, so the
+        mean divides it like the cross-entropy term; with probability
+        targets it is unweighted and the mean is over positions.
     n_threads : int, optional
         Threads for this call only (default: `fastce.get_num_threads`).
 
@@ -184,10 +195,12 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     0.9076
     >>> round(float(cross_entropy(x, [1, 2], weight=[1., 10., 1.])), 4)
     1.3167
+    >>> round(float(cross_entropy(x, [1, 2], z_loss=1e-4)), 4)   # + 1e-4 * 3.4076**2
+    0.9088
     """
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, nll=False, want_grad=False,
-                       n_threads=n_threads)
+                       z_loss=z_loss, n_threads=n_threads)
 
 
 @overload
@@ -195,8 +208,9 @@ def cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
         reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ..., *,
-        axis: int | None = ..., dim: int | None = ..., grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        axis: int | None = ..., dim: int | None = ..., z_loss: float = ...,
+        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[np.floating[Any], FloatArray]: ...
 @overload
 def cross_entropy_and_grad(
@@ -204,8 +218,8 @@ def cross_entropy_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., *, reduction: Literal["none"],
         label_smoothing: float = ..., axis: int | None = ..., dim: int | None = ...,
-        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
-        n_threads: int | None = ...,
+        z_loss: float = ..., grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 @overload
 def cross_entropy_and_grad(
@@ -213,16 +227,16 @@ def cross_entropy_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., reduction: Reduction = ...,
         label_smoothing: float = ..., *, axis: int | None = ..., dim: int | None = ...,
-        grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
-        n_threads: int | None = ...,
+        z_loss: float = ..., grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., n_threads: int | None = ...,
 ) -> tuple[LossValue, FloatArray]: ...
 def cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
         size_average: bool | None = None, ignore_index: int = -100,
         reduce: bool | None = None, reduction: Reduction = "mean",
         label_smoothing: float = 0.0, *, axis: int | None = None, dim: int | None = None,
-        grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-        n_threads: int | None = None,
+        z_loss: float = 0.0, grad_output: ArrayLike | None = None,
+        out: FloatArray | None = None, n_threads: int | None = None,
 ) -> tuple[LossValue, FloatArray]:
     """`cross_entropy` and its gradient with respect to ``input``, from one
     pass over the input.
@@ -233,7 +247,7 @@ def cross_entropy_and_grad(
     Parameters
     ----------
     input, target, weight, size_average, ignore_index, reduce, reduction, \
-label_smoothing, axis, dim, n_threads
+label_smoothing, axis, dim, z_loss, n_threads
         As in `cross_entropy`.
     grad_output : float or array_like, optional
         The upstream gradient: a scalar (default 1), or for
@@ -260,7 +274,8 @@ label_smoothing, axis, dim, n_threads
     """
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, nll=False, want_grad=True,
-                       grad_output=grad_output, out=out, n_threads=n_threads)
+                       z_loss=z_loss, grad_output=grad_output, out=out,
+                       n_threads=n_threads)
 
 
 @overload

@@ -69,24 +69,26 @@ class CrossEntropyLoss(_Loss):
     (2, 3)
     """
 
-    _fields = ("weight", "ignore_index", "reduction", "label_smoothing", "axis")
+    _fields = ("weight", "ignore_index", "reduction", "label_smoothing", "axis", "z_loss")
 
     def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
                  ignore_index: int = -100, reduce: bool | None = None,
                  reduction: Reduction = "mean", label_smoothing: float = 0.0, *,
-                 axis: int | None = None, dim: int | None = None) -> None:
+                 axis: int | None = None, dim: int | None = None,
+                 z_loss: float = 0.0) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = _frozen(weight)
         self.ignore_index: int = v.ignore_index_value(ignore_index)
         self.label_smoothing: float = v.label_smoothing_value(label_smoothing)
         self.axis = dim if axis is None else axis
+        self.z_loss: float = v.z_loss_value(z_loss)
 
     def __call__(self, input: ArrayLike, target: ArrayLike, *,
                  n_threads: int | None = None) -> LossValue:
         """The loss, as `fastce.cross_entropy`."""
         return F.cross_entropy(input, target, self.weight, None, self.ignore_index, None,
                                self.reduction, self.label_smoothing, axis=self.axis,
-                               n_threads=n_threads)
+                               z_loss=self.z_loss, n_threads=n_threads)
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
                       grad_output: ArrayLike | None = None, out: FloatArray | None = None,
@@ -95,8 +97,8 @@ class CrossEntropyLoss(_Loss):
         return F.cross_entropy_and_grad(input, target, self.weight, None,
                                         self.ignore_index, None, self.reduction,
                                         self.label_smoothing, axis=self.axis,
-                                        grad_output=grad_output, out=out,
-                                        n_threads=n_threads)
+                                        z_loss=self.z_loss, grad_output=grad_output,
+                                        out=out, n_threads=n_threads)
 
 
 class NLLLoss(_Loss):

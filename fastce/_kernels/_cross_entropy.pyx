@@ -66,13 +66,14 @@ cdef inline double _upstream(const fce_class_args *pb, Py_ssize_t pos) noexcept 
 # ------------------------------------------------ probability targets --
 
 cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
-                       const double *logsum, const double *dot, const double *wyx,
-                       const double *wy, const fce_class_args *pb, double *a, double *beta,
-                       double *gamma, double *sums) noexcept nogil:
+                       const double *shift, const double *logsum, const double *dot,
+                       const double *wyx, const double *wy, const fce_class_args *pb,
+                       double *a, double *beta, double *gamma, double *sums) noexcept nogil:
     """Losses of positions first..first+n; loss_out is pb.loss_out typed."""
     cdef double keep = 1.0 - pb.eps
     cdef double smooth = pb.eps / pb.n_cls if pb.n_cls > 0 else 0.0
-    cdef double l, s
+    cdef bint z = pb.z_loss != 0 and pb.n_cls > 0
+    cdef double l, s, lse
     cdef double loss_sum = 0.0   # a local: the compiler must assume a, beta, gamma alias sums
     cdef Py_ssize_t p
     for p in range(n):
@@ -82,12 +83,21 @@ cdef void _finish_prob(floating *loss_out, Py_ssize_t first, Py_ssize_t n,
         l = -keep * (wyx[p] - logsum[p] * wy[p]) if pb.n_cls > 0 else 0.0
         if pb.eps > 0 and pb.n_cls > 0:
             l = l - smooth * (dot[p] - pb.weight_total * logsum[p])
+        if z:
+            # the z-loss of a probability target: z lse^2, unweighted (the
+            # position has no single class weight), averaged like its loss
+            lse = shift[p] + logsum[p]
+            l = l + pb.z_loss * (lse * lse)
         loss_sum += l
         if loss_out != NULL:
             loss_out[first + p] = <floating> l
         if pb.grad != NULL:
             s = _upstream(pb, first + p)
-            a[p] = s * (keep * wy[p] + smooth * pb.weight_total)
+            if z:
+                a[p] = s * ((keep * wy[p] + smooth * pb.weight_total)
+                            + 2.0 * pb.z_loss * (shift[p] + logsum[p]))
+            else:
+                a[p] = s * (keep * wy[p] + smooth * pb.weight_total)
             beta[p] = s * smooth
             gamma[p] = s * keep
     sums[0] += loss_sum
@@ -116,8 +126,8 @@ cdef void _prob_tile(const floating *x, const fce_class_args *pb, const Tiling *
     simd_tile_prob(xt, yt, n, tl.n_cls, tl.ps, tl.cs, w, shift, wyx, wy)
     if pb.eps > 0:
         simd_tile_wdot(xt, n, tl.n_cls, tl.ps, tl.cs, w, shift, dot)
-    _finish_prob(<floating *> pb.loss_out, first, n, logsum, dot, wyx, wy, pb, a, beta,
-                 gamma, sums)
+    _finish_prob(<floating *> pb.loss_out, first, n, shift, logsum, dot, wyx, wy, pb, a,
+                 beta, gamma, sums)
     pb.tile_loss[k] = sums[0]
     if pb.grad != NULL:
         simd_tile_grad(xt, (<floating *> pb.grad) + base, n, tl.n_cls, tl.ps, tl.cs, shift,
@@ -283,8 +293,8 @@ cdef void _run_split(const floating *x, const fce_class_args *pb, const Split *s
         sums[1] = decoded.weight_sum
         pb.tile_bad[0] = decoded.bad
     else:
-        _finish_prob(<floating *> pb.loss_out, 0, sp.rows, logsum, dot, wyx, wy, pb, a,
-                     beta, gamma, sums)
+        _finish_prob(<floating *> pb.loss_out, 0, sp.rows, shift, logsum, dot, wyx, wy, pb,
+                     a, beta, gamma, sums)
         pb.tile_bad[0] = -1
     pb.tile_loss[0] = sums[0]
     pb.tile_weight[0] = sums[1]
@@ -329,8 +339,8 @@ cdef TileSums _tile_sums(fce_class_args *pb, Py_ssize_t n_tiles,
 
 cdef fce_class_args _class_args(Py_ssize_t n_cls, object target, object soft_target,
                                 object weight, double weight_total,
-                                long long ignore_index, double eps, object loss_out,
-                                object grad, object gout, double gscale):
+                                long long ignore_index, double eps, double z_loss,
+                                object loss_out, object grad, object gout, double gscale):
     cdef fce_class_args pb
     pb.n_cls = n_cls
     pb.target = _data(target)
@@ -342,6 +352,7 @@ cdef fce_class_args _class_args(Py_ssize_t n_cls, object target, object soft_tar
     pb.weight = _data(weight)
     pb.weight_total = weight_total
     pb.eps = eps
+    pb.z_loss = z_loss
     pb.loss_out = <void *> _data(loss_out)
     pb.grad = <void *> _data(grad)
     pb.gout = <const double *> _data(gout)
@@ -391,22 +402,23 @@ cdef tuple _run(cnp.ndarray x, fce_class_args *pb, Py_ssize_t outer, Py_ssize_t 
 def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
                         double weight_total, long long ignore_index, double label_smoothing,
                         Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner, *,
-                        object loss_out=None, object grad=None, object gout=None,
-                        double gscale=1.0, int n_threads=1):
+                        double z_loss=0.0, object loss_out=None, object grad=None,
+                        object gout=None, double gscale=1.0, int n_threads=1):
     """Cross-entropy with class-index targets over an (outer, C, inner)
     C-contiguous ``x`` (IN) and ``target`` (IN, int32/int64, outer*inner).
 
     ``weight`` (IN): (C,) of x's dtype or None.  ``loss_out`` (OUT): x's dtype,
     one per position, or None.  ``grad`` (OUT): x's shape and dtype (may be x)
     or None.  ``gout`` (IN): float64 per-position upstream gradient or None.
-    ``n_threads``: the most threads to use (never more than the tiles).
+    ``z_loss``: adds z_loss * w[target] * lse^2 per position.  ``n_threads``:
+    the most threads to use (never more than the tiles).
 
     Returns (sum of losses, sum of target weights, first invalid flat
     position or -1); the sums are float64, added in tile order.
     """
     cdef fce_class_args pb = _class_args(n_cls, target, None, weight, weight_total,
-                                         ignore_index, label_smoothing, loss_out, grad,
-                                         gout, gscale)
+                                         ignore_index, label_smoothing, z_loss, loss_out,
+                                         grad, gout, gscale)
     return _run(x, &pb, outer, n_cls, inner, CROSS_ENTROPY_INDEX, n_threads)
 
 
@@ -416,7 +428,7 @@ def nll(cnp.ndarray x, cnp.ndarray target, object weight, long long ignore_index
     """Negative log-likelihood of log-probabilities ``x``; arguments and
     result as in `cross_entropy_index`."""
     cdef fce_class_args pb = _class_args(n_cls, target, None, weight, 0.0, ignore_index,
-                                         0.0, loss_out, grad, gout, gscale)
+                                         0.0, 0.0, loss_out, grad, gout, gscale)
     return _run(x, &pb, outer, n_cls, inner, NLL, n_threads)
 
 
@@ -430,18 +442,21 @@ def check_index_targets(cnp.ndarray x, cnp.ndarray target, object weight,
     Returns (sum of target weights, first invalid flat position or -1).
     """
     cdef fce_class_args pb = _class_args(n_cls, target, None, weight, 0.0, ignore_index,
-                                         0.0, None, None, None, 1.0)
+                                         0.0, 0.0, None, None, None, 1.0)
     _, weight_sum, bad = _run(x, &pb, outer, n_cls, inner, CHECK_TARGETS, n_threads)
     return weight_sum, bad
 
 
 def cross_entropy_prob(cnp.ndarray x, cnp.ndarray y, object weight, double weight_total,
                        double label_smoothing, Py_ssize_t outer, Py_ssize_t n_cls,
-                       Py_ssize_t inner, *, object loss_out=None, object grad=None,
-                       object gout=None, double gscale=1.0, int n_threads=1):
+                       Py_ssize_t inner, *, double z_loss=0.0, object loss_out=None,
+                       object grad=None, object gout=None, double gscale=1.0,
+                       int n_threads=1):
     """Cross-entropy with probability targets ``y`` (IN, x's shape and dtype,
-    C-contiguous).  Other arguments as in `cross_entropy_index`.  Returns the
-    sum of the losses (float64, tile order)."""
+    C-contiguous); ``z_loss`` adds z_loss * lse^2 per position.  Other
+    arguments as in `cross_entropy_index`.  Returns the sum of the losses
+    (float64, tile order)."""
     cdef fce_class_args pb = _class_args(n_cls, None, y, weight, weight_total, -100,
-                                         label_smoothing, loss_out, grad, gout, gscale)
+                                         label_smoothing, z_loss, loss_out, grad, gout,
+                                         gscale)
     return _run(x, &pb, outer, n_cls, inner, CROSS_ENTROPY_PROB, n_threads)[0]

@@ -34,6 +34,7 @@ typedef struct {
     const void *weight;       /* (C,) class weights, or NULL */
     double weight_total;      /* sum of the class weights (C without them) */
     double eps;               /* label smoothing */
+    double z_loss;            /* z-loss coefficient: + z_loss w lse^2 per position */
     void *loss_out;           /* per-position loss, or NULL */
     void *grad;               /* gradient in x's layout (may be x), or NULL */
     const double *gout;       /* per-position upstream gradient, or NULL */

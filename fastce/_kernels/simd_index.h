@@ -117,24 +117,30 @@ static void FN(index_decode)(const fce_class_args *a, npy_intp first, npy_intp n
 
 /* ------------------------------------------------ loss, coefficients --- */
 
-/* Gradient coefficients: a = s ((1 - eps) w_t + (eps / C) W), beta =
- * s eps / C, 0 for ignored positions; s is the upstream gradient. */
+/* Gradient coefficients: a = s ((1 - eps) w_t + (eps / C) W + 2 z w_t lse),
+ * beta = s eps / C, 0 for ignored positions; s is the upstream gradient and
+ * z the z-loss coefficient (its term z w_t lse^2 has gradient
+ * 2 z w_t lse softmax, so it only adds to a). */
 static FCE_ALWAYS_INLINE void FN(index_coef_impl)(
     npy_intp np_, const fce_targets *d, const double *gout, const int has_gout,
-    double gscale, double keep, double smooth, double wtotal, double *coef, double *beta)
+    double gscale, double keep, double smooth, double wtotal, const int has_z,
+    double z_loss, const double *shift, const double *logsum, double *coef, double *beta)
 {
 #pragma omp simd
     for (npy_intp p = 0; p < np_; p++) {
         const int valid = d->cls[p] >= 0;
         const double s = gscale * (has_gout ? gout[p] : 1.0);
-        coef[p] = valid ? s * (keep * d->wt[p] + smooth * wtotal) : 0.0;
+        double amount = keep * d->wt[p] + smooth * wtotal;
+        if (has_z) amount = amount + 2.0 * z_loss * d->wt[p] * (shift[p] + logsum[p]);
+        coef[p] = valid ? s * amount : 0.0;
         beta[p] = valid ? s * smooth : 0.0;
     }
 }
 
 /* Per position the loss
- *   l = -(1 - eps) w_t log p_t - (eps / C) sum_c w_c log p_c
- * (0 for ignored or out-of-range targets), vectorised across positions:
+ *   l = -(1 - eps) w_t log p_t - (eps / C) sum_c w_c log p_c + z w_t lse^2
+ * (0 for ignored or out-of-range targets; z the z-loss coefficient, lse the
+ * position's log-sum-exp), vectorised across positions:
  * the lanes take the target's logit with a gather.  This loop reads the
  * raw targets, exactly as it always has, rather than the decoded ones:
  * whether gcc vectorises it, and how (it versions the loop for rows, where
@@ -149,8 +155,8 @@ static FCE_ALWAYS_INLINE void FN(index_coef_impl)(
 static FCE_ALWAYS_INLINE double FN(index_loss_impl)(
     const T *x, npy_intp np_, npy_intp ps, npy_intp cs, const void *target,
     const int is64, npy_intp nc, long long ign, const T *w, const int has_w, double eps,
-    double wtotal, const int smoothing, T *loss_out, const double *shift,
-    const double *logsum, const double *dot, fce_targets *totals)
+    double wtotal, const int smoothing, const int has_z, double z_loss, T *loss_out,
+    const double *shift, const double *logsum, const double *dot, fce_targets *totals)
 {
     const double keep = 1.0 - eps;
     const double smooth = nc > 0 ? eps / (double)nc : 0.0;
@@ -171,6 +177,10 @@ static FCE_ALWAYS_INLINE double FN(index_loss_impl)(
             const double wt = has_w ? (double)w[tc] : 1.0;
             double l = -keep * wt * (((double)x[p * ps + tc * cs] - shift[p]) - logsum[p]);
             if (smoothing) l = l - smooth * (dot[p] - wtotal * logsum[p]);
+            if (has_z) {
+                const double lse = shift[p] + logsum[p];
+                l = l + z_loss * wt * (lse * lse);
+            }
             l = valid ? l : 0.0;
             losses[p] = l;
             loss_sum += l;
@@ -212,25 +222,33 @@ static FCE_NOINLINE double FN(index_finish)(const T *x, npy_intp np_, npy_intp p
     const void *target = a->target_is_64
         ? (const void *)((const int64_t *)a->target + first)
         : (const void *)((const int32_t *)a->target + first);
-#define FCE_LOSS(is64, hw, sm)                                                      \
+#define FCE_LOSS(is64, hw, sm, hz)                                                  \
     FN(index_loss_impl)(x, np_, ps, cs, target, is64, nc, ign, w, hw, a->eps,        \
-                        a->weight_total, sm, loss_out, shift, logsum, dot, d)
-#define FCE_LOSS_BY_TARGET(hw, sm) \
-    (a->target_is_64 ? FCE_LOSS(1, hw, sm) : FCE_LOSS(0, hw, sm))
-#define FCE_COEF(hg)                                                                \
+                        a->weight_total, sm, hz, a->z_loss, loss_out, shift, logsum, \
+                        dot, d)
+#define FCE_LOSS_BY_TARGET(hw, sm, hz) \
+    (a->target_is_64 ? FCE_LOSS(1, hw, sm, hz) : FCE_LOSS(0, hw, sm, hz))
+#define FCE_LOSS_BY_Z(hw, sm) \
+    (a->z_loss != 0 ? FCE_LOSS_BY_TARGET(hw, sm, 1) : FCE_LOSS_BY_TARGET(hw, sm, 0))
+#define FCE_COEF(hg, hz)                                                            \
     FN(index_coef_impl)(np_, d, gout, hg, a->gscale, keep, smooth, a->weight_total, \
-                        coef, beta)
+                        hz, a->z_loss, shift, logsum, coef, beta)
     double loss;
     /* the loss loop gives the weight sum: the decoder need not */
     if (a->grad) FN(decode_targets)(a, first, np_, d, 0);
-    if (w) loss = a->eps > 0 ? FCE_LOSS_BY_TARGET(1, 1) : FCE_LOSS_BY_TARGET(1, 0);
-    else loss = a->eps > 0 ? FCE_LOSS_BY_TARGET(0, 1) : FCE_LOSS_BY_TARGET(0, 0);
+    if (w) loss = a->eps > 0 ? FCE_LOSS_BY_Z(1, 1) : FCE_LOSS_BY_Z(1, 0);
+    else loss = a->eps > 0 ? FCE_LOSS_BY_Z(0, 1) : FCE_LOSS_BY_Z(0, 0);
     if (d->bad >= 0) d->bad += first;
     if (a->grad) {
-        if (gout) FCE_COEF(1); else FCE_COEF(0);
+        if (a->z_loss != 0) {
+            if (gout) FCE_COEF(1, 1); else FCE_COEF(0, 1);
+        } else {
+            if (gout) FCE_COEF(1, 0); else FCE_COEF(0, 0);
+        }
     }
     return loss;
 #undef FCE_COEF
+#undef FCE_LOSS_BY_Z
 #undef FCE_LOSS_BY_TARGET
 #undef FCE_LOSS
 }
