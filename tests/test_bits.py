@@ -30,6 +30,12 @@ from fastce._kernels import _runtime
 
 from _helpers import simd_variant
 
+# tools/asan.sh builds with the sanitizers' own optimisation flags, whose
+# vectorisation (and so the order of the SIMD sums) is not the release
+# build's: there every case still runs, for the sanitizers to watch, but only
+# types, dtypes and shapes are compared
+INSTRUMENTED_BUILD = os.environ.get("FASTCE_INSTRUMENTED_BUILD") == "1"
+
 BITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                          "bits_baseline.npz")
 
@@ -219,6 +225,8 @@ def assert_same_bits(got: Any, case: Mapping[str, Any], arch: str, slot: str,
     got = np.asarray(got)
     assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, want {want.dtype}"
     assert got.shape == want.shape, f"{what}: shape {got.shape}, want {want.shape}"
+    if INSTRUMENTED_BUILD:
+        return   # another optimisation level: the sums may round differently
     if got.tobytes() != want.tobytes():
         pytest.fail(f"{what}: bits differ: {_describe_difference(got, want)}")
 
