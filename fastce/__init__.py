@@ -2,7 +2,8 @@
 arrays, with PyTorch's semantics, in Cython + OpenMP.
 
 Layout: ``functional`` (the public functions), ``losses`` (loss objects),
-``class_weights`` (per-class weights for imbalanced data), ``_validation``
+``class_weights`` (per-class weights for imbalanced data), ``linear``
+(the fused linear + cross-entropy output layer), ``_validation``
 (input checks), ``_config`` (threads, build information),
 ``_kernels`` (typed Cython kernels over C SIMD primitives), ``__main__``
 (the command line).
@@ -26,6 +27,11 @@ from fastce.functional import (
     nll_loss_and_grad,
     softmax,
 )
+from fastce.linear import (
+    LinearCrossEntropyLoss,
+    linear_cross_entropy,
+    linear_cross_entropy_and_grad,
+)
 from fastce.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 
 __all__ = [
@@ -36,5 +42,6 @@ __all__ = [
     "log_softmax", "softmax", "logsumexp",
     "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss",
     "class_weights",
+    "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
     "get_num_threads", "set_num_threads", "show_config",
 ]

@@ -22,6 +22,7 @@ DOCUMENTED_MODULES = [
     "fastce.losses",
     "fastce._config",
     "fastce.class_weights",
+    "fastce.linear",
 ]
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
