@@ -4,7 +4,8 @@ int32/int64 targets, an (outer, C, inner) view of the class axis) and that
 explains bad input.  Nothing here writes to a user's array.
 
 Each loss family has one preparation step, `prepare_class_loss` (softmax
-cross-entropy, NLL) and `prepare_binary_loss` (the binary losses), which
+cross-entropy, NLL), `prepare_binary_loss` (the binary losses) and
+`prepare_linear_loss` (the chunked linear + cross-entropy layer), which
 returns everything its kernels need in one small dataclass; the functional
 layer only dispatches to a kernel and reduces.  A new option of a loss is a
 new argument and field here.
@@ -527,3 +528,212 @@ def raise_outside_unit(arr: np.ndarray, flat_pos: int, shape: tuple, what: str):
     raise ValueError(
         f"all elements of {what} should be between 0 and 1; found "
         f"{arr.reshape(-1)[flat_pos]!r} at position {pos}")
+
+
+# ------------------------------------------------ the linear output layer --
+
+class LinearLossProblem:
+    """A linear_cross_entropy call, validated for its chunked driver
+    (`fastce.linear`)."""
+
+    x: np.ndarray                   # the input as (N, D), C-contiguous, compute dtype
+    W: np.ndarray                   # (V, D)
+    b: Optional[np.ndarray]         # (V,) or None
+    result_dtype: np.dtype          # float16 stays float16
+    input_shape: tuple[int, ...]
+    batch_shape: tuple[int, ...]
+    N: int
+    D: int
+    V: int
+    reduction: str
+    index: bool                     # class indices (else probabilities)
+    target: np.ndarray              # flat int64 indices, or (N, V) probabilities
+    weight: Optional[np.ndarray]    # (V,) class weights in the compute dtype
+    ignore: int
+    eps: float
+    z: float
+    chunk_size: Optional[int]       # asked for (None: the driver picks)
+    chunk: int                      # token rows per chunk (set by the driver)
+    n_work: int                     # tokens that count (the rows, or all N)
+    rows: Optional[np.ndarray]      # the non-ignored tokens; None: all of them
+    denominator: float              # the mean's, over all tokens
+    go: float                       # scalar upstream gradient
+    gout: Optional[np.ndarray]      # per-token float64 upstream gradient
+    out: Optional[tuple[Any, Any, Any]]
+
+
+def _float_operand(value, name: str, input_dtype: np.dtype):
+    arr, dt = float_input(value, name)
+    if dt != input_dtype:
+        raise ValueError(f"{name} has dtype {dt} but input has dtype {input_dtype}; "
+                         f"input, linear_weight and linear_bias must share one dtype")
+    return arr
+
+
+def chunk_size_value(chunk_size) -> Optional[int]:
+    """``chunk_size`` of the linear layer: a positive integer or None."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size,
+                                                                  numbers.Integral):
+        raise ValueError(f"chunk_size must be a positive integer or None, got "
+                        f"{chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return int(chunk_size)
+
+
+def _check_buffer(buf, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    if not isinstance(buf, np.ndarray):
+        raise ValueError(f"out: {name} must be a numpy.ndarray, got {type(buf).__name__}")
+    if buf.shape != shape:
+        raise ValueError(f"out: {name} has shape {buf.shape}, expected {shape}")
+    if buf.dtype != dtype:
+        raise ValueError(f"out: {name} has dtype {buf.dtype}, expected {dtype}")
+    if not buf.flags.c_contiguous:
+        raise ValueError(f"out: {name} must be C-contiguous")
+    if not buf.flags.writeable:
+        raise ValueError(f"out: {name} must be writeable")
+    return buf
+
+
+def _check_linear_out(out, p: "LinearLossProblem", operands: dict) -> Optional[tuple]:
+    if out is None:
+        return None
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise ValueError("out must be a tuple (grad_input, grad_weight, grad_bias) "
+                         "(grad_bias None without linear_bias)")
+    gi, gw, gb = out
+    gi = _check_buffer(gi, "grad_input", p.input_shape, p.result_dtype)
+    gw = _check_buffer(gw, "grad_weight", p.W.shape, p.result_dtype)
+    if p.b is None:
+        if gb is not None:
+            raise ValueError("out: grad_bias must be None when there is no linear_bias")
+    else:
+        gb = _check_buffer(gb, "grad_bias", p.b.shape, p.result_dtype)
+    bufs = {"grad_input": gi, "grad_weight": gw, "grad_bias": gb}
+    names = list(bufs)
+    for i, a in enumerate(names):
+        if bufs[a] is None:
+            continue
+        for b in names[i + 1:]:
+            if bufs[b] is not None and np.may_share_memory(bufs[a], bufs[b]):
+                raise ValueError(f"out: {a} and {b} share memory")
+        for oname, arr in operands.items():
+            if isinstance(arr, np.ndarray) and np.may_share_memory(bufs[a], arr):
+                raise ValueError(f"out: {a} shares memory with {oname}; pass a "
+                                 "separate array")
+    return gi, gw, gb
+
+
+def prepare_linear_loss(input, linear_weight, target, linear_bias, weight, reduction,
+                        ignore_index, label_smoothing, z_loss, chunk_size, *,
+                        want_grad: bool, grad_output=None,
+                        out=None) -> LinearLossProblem:
+    """Validate and normalise the arguments of linear_cross_entropy and its
+    ``_and_grad`` variant, class-index targets and ``out=`` included, before
+    anything is written; the mean's denominator is over all tokens."""
+    p = LinearLossProblem()
+    p.reduction = check_reduction(reduction)
+    x, result_dtype = float_input(input, "input")
+    W = _float_operand(linear_weight, "linear_weight", result_dtype)
+    b = None if linear_bias is None else _float_operand(linear_bias, "linear_bias",
+                                                         result_dtype)
+    if x.ndim < 1:
+        raise ValueError("input must have at least 1 dimension (the features); got a "
+                         "0-d array")
+    if W.ndim != 2:
+        raise ValueError(f"linear_weight must be 2-D (num_classes, in_features), got "
+                         f"shape {W.shape}")
+    if x.shape[-1] != W.shape[1]:
+        raise ValueError(f"input shape {x.shape} and linear_weight shape {W.shape} do "
+                         f"not match: the input's last dimension (in_features) must "
+                         f"equal linear_weight.shape[1]")
+    V, D = W.shape
+    if b is not None and b.shape != (V,):
+        raise ValueError(f"linear_bias shape {b.shape} does not match linear_weight "
+                         f"shape {W.shape}: expected ({V},)")
+    p.result_dtype, p.input_shape = result_dtype, x.shape
+    p.W, p.b = W, b
+    p.batch_shape = x.shape[:-1]
+    p.N, p.D, p.V = math.prod(p.batch_shape), D, V
+    logits_shape = p.batch_shape + (V,)
+
+    t = np.asarray(target)
+    kind = t.dtype.kind
+    if kind in "iu":
+        if t.shape != p.batch_shape:
+            raise ValueError(
+                f"target shape {t.shape} does not match input shape {x.shape}: "
+                f"class-index targets have the input's shape without the feature "
+                f"axis, {p.batch_shape}"
+                + (f"; probability targets (shape {logits_shape}) must be floating"
+                   if t.shape == logits_shape else ""))
+        p.index = True
+    elif kind == "f":
+        if t.shape != logits_shape:
+            if t.shape == p.batch_shape:
+                raise TypeError(f"class-index targets must be integers (got "
+                                f"{t.dtype}); probability targets have shape "
+                                f"{logits_shape}")
+            raise ValueError(
+                f"probability target shape {t.shape} does not match input shape "
+                f"{x.shape} and linear_weight shape {W.shape}: expected the logits' "
+                f"shape {logits_shape}")
+        p.index = False
+    else:
+        raise TypeError(f"target must hold integer class indices or floating class "
+                        f"probabilities, got dtype {t.dtype}")
+    if ignore_index is None:
+        p.ignore = -100
+    else:
+        if not p.index:
+            raise ValueError("ignore_index cannot be specified when target contains "
+                             "probabilities; leave it at None")
+        p.ignore = ignore_index_value(ignore_index)
+    p.eps = label_smoothing_value(label_smoothing)
+    p.z = z_loss_value(z_loss)
+    p.chunk_size = chunk_size_value(chunk_size)
+    kdt = x.dtype
+    p.weight, _ = class_weight(weight, V, kdt)
+
+    p.go, p.gout = 1.0, None
+    if want_grad:
+        go = grad_output_value(grad_output,
+                                 p.batch_shape if p.reduction == "none" else (),
+                                 p.reduction)
+        if isinstance(go, np.ndarray):
+            p.gout = np.ascontiguousarray(go, dtype=np.float64).reshape(-1)
+        else:
+            p.go = go
+    p.out = _check_linear_out(out, p, {"input": input, "linear_weight": linear_weight,
+                                       "linear_bias": linear_bias, "target": target,
+                                "weight": weight}) if want_grad else None
+
+    p.x = np.ascontiguousarray(x).reshape(p.N, D)
+    if p.index:
+        tf = t.reshape(-1)
+        if tf.dtype.kind == "u" and tf.dtype.itemsize == 8 and tf.size \
+                and tf.max() > np.iinfo(np.int64).max:
+            pos = int(np.argmax(tf))
+            raise_out_of_bounds(int(tf[pos]), pos, p.batch_shape, V, p.ignore)
+        tf = tf.astype(np.int64)
+        keep = tf != p.ignore
+        bad = keep & ((tf < 0) | (tf >= V))
+        if bad.any():
+            pos = int(np.argmax(bad))
+            raise_out_of_bounds(int(tf[pos]), pos, p.batch_shape, V, p.ignore)
+        p.target = tf
+        # None: every token counts (contiguous chunks, no gather)
+        p.rows = None if keep.all() else np.flatnonzero(keep)
+        tv = tf if p.rows is None else tf[p.rows]
+        if p.weight is None:
+            p.denominator = float(tv.size)
+        else:
+            p.denominator = float(np.sum(p.weight[tv], dtype=np.float64))
+    else:
+        p.target = np.ascontiguousarray(t, dtype=kdt).reshape(p.N, V)
+        p.rows = None
+        p.denominator = float(p.N)
+    p.n_work = p.N if p.rows is None else p.rows.size
+    return p
