@@ -172,6 +172,19 @@ def z_loss_value(z_loss) -> float:
     return z
 
 
+def softcap_value(softcap) -> Optional[float]:
+    """The soft-capping scale: None (off) or a finite float > 0."""
+    if softcap is None:
+        return None
+    try:
+        s = float(softcap)
+    except (TypeError, ValueError):
+        raise ValueError(f"softcap must be a float > 0 or None, got {softcap!r}") from None
+    if not (math.isfinite(s) and s > 0.0):
+        raise ValueError(f"softcap must be a finite float > 0 or None, got {s}")
+    return s
+
+
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -376,6 +389,7 @@ class ClassLossProblem:
     result_dtype: np.dtype        # the dtype of the results (float16 stays float16)
     input_shape: tuple
     reduction: str
+    nll: bool                     # nll_loss (the input holds log-probabilities)
     index_targets: bool           # class indices (else probabilities)
     target: np.ndarray            # flat int32/int64 indices, or probabilities in x's layout
     weight: Optional[np.ndarray]  # (C,) in the kernels' dtype, or None
@@ -383,6 +397,7 @@ class ClassLossProblem:
     ignore_index: int
     label_smoothing: float
     z_loss: float                 # + z_loss * w[target] * lse^2 per position
+    softcap: Optional[float]      # logits -> softcap * tanh(logits / softcap) first
     loss_out: Optional[np.ndarray]    # per-position losses (reduction="none")
     # with a gradient only:
     grad_output: Optional[float]      # scalar upstream gradient (None: per position)
@@ -397,7 +412,7 @@ class ClassLossProblem:
 
 def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, *, nll: bool,
-                       want_grad: bool, z_loss=0.0, grad_output=None,
+                       want_grad: bool, z_loss=0.0, softcap=None, grad_output=None,
                        out=None) -> ClassLossProblem:
     """Validate and normalise the arguments of cross_entropy / nll_loss and
     their ``_and_grad`` variants; every error is raised before anything is
@@ -411,6 +426,7 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
     ignore = ignore_index_value(ignore_index)
     eps = 0.0 if nll else label_smoothing_value(label_smoothing)
     z = 0.0 if nll else z_loss_value(z_loss)
+    cap = None if nll else softcap_value(softcap)
     if kind == "prob" and ignore >= 0:
         raise ValueError(
             f"ignore_index={ignore} does not apply to probability targets "
@@ -429,8 +445,10 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
                 if want_grad else (1.0, None))
     return ClassLossProblem(
         layout=layout, result_dtype=result_dtype, input_shape=x.shape,
-        reduction=reduction, index_targets=kind == "index", target=t_kernel, weight=w,
+        reduction=reduction, nll=nll, index_targets=kind == "index", target=t_kernel,
+        weight=w,
         weight_total=w_total, ignore_index=ignore, label_smoothing=eps, z_loss=z,
+        softcap=cap,
         loss_out=(np.empty(layout.n_positions, dtype=kdt) if reduction == "none"
                   else None),
         grad_output=go, gout=None if gout is None else gout.reshape(-1),
@@ -552,6 +570,7 @@ class LinearLossProblem:
     ignore: int
     eps: float
     z: float
+    softcap: Optional[float]
     chunk_size: Optional[int]       # asked for (None: the driver picks)
     chunk: int                      # token rows per chunk (set by the driver)
     n_work: int                     # tokens that count (the rows, or all N)
@@ -628,7 +647,7 @@ def _check_linear_out(out, p: "LinearLossProblem", operands: dict) -> Optional[t
 
 def prepare_linear_loss(input, linear_weight, target, linear_bias, weight, reduction,
                         ignore_index, label_smoothing, z_loss, chunk_size, *,
-                        want_grad: bool, grad_output=None,
+                        softcap=None, want_grad: bool, grad_output=None,
                         out=None) -> LinearLossProblem:
     """Validate and normalise the arguments of linear_cross_entropy and its
     ``_and_grad`` variant, class-index targets and ``out=`` included, before
@@ -693,6 +712,7 @@ def prepare_linear_loss(input, linear_weight, target, linear_bias, weight, reduc
         p.ignore = ignore_index_value(ignore_index)
     p.eps = label_smoothing_value(label_smoothing)
     p.z = z_loss_value(z_loss)
+    p.softcap = softcap_value(softcap)
     p.chunk_size = chunk_size_value(chunk_size)
     kdt = x.dtype
     p.weight, _ = class_weight(weight, V, kdt)

@@ -77,33 +77,54 @@ def _finish_grad(grad, out, result_dtype, shape):
 
 # ------------------------------------------------------------ cross-entropy --
 
-def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduction,
-                label_smoothing, axis, dim, *, nll, want_grad, z_loss=0.0, grad_output=None,
-                out=None, n_threads=None):
-    pb = v.prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
-                              reduction, label_smoothing, axis, dim, nll=nll,
-                              want_grad=want_grad, z_loss=z_loss, grad_output=grad_output,
-                              out=out)
+def _soft_cap(logits, cap, out):
+    """``out = cap * tanh(logits / cap)``, Gemma 2's logit soft-capping, the
+    way torch composes it (divide, tanh, multiply), with no temporary."""
+    np.divide(logits, cap, out=out)
+    np.tanh(out, out=out)
+    np.multiply(out, cap, out=out)
+    return out
+
+
+def _soft_cap_backward(grad, capped, cap):
+    """Chain ``grad`` (with respect to the capped logits) through the cap:
+    ``grad *= 1 - (capped / cap)**2``; ``capped`` is overwritten."""
+    np.divide(capped, cap, out=capped)
+    np.square(capped, out=capped)
+    np.subtract(1, capped, out=capped)
+    np.multiply(grad, capped, out=grad)
+
+
+def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
+    """Run the kernels of a validated cross-entropy / NLL call: (float64 loss
+    sum, the mean's denominator); per-position losses go to ``pb.loss_out``
+    and the gradient to ``pb.grad``.  ``overwrite_input`` lets a soft cap
+    reuse the input's buffer (the linear layer's scratch logits)."""
     layout = pb.layout
+    want_grad = pb.grad is not None
     n_threads = resolve_threads(n_threads, layout.data.size)
+    data = layout.data
+    if pb.softcap is not None:
+        reuse = overwrite_input and not (want_grad and np.shares_memory(pb.grad, data))
+        data = _soft_cap(data, pb.softcap, data if reuse else np.empty_like(data))
     gscale = 1.0
     if pb.index_targets:
         if want_grad:
             # the denominator and target validation come before any write
             denominator, bad = _cross_entropy.check_index_targets(
-                layout.data, pb.target, pb.weight, pb.ignore_index, *pb.shape3,
+                data, pb.target, pb.weight, pb.ignore_index, *pb.shape3,
                 n_threads=n_threads)
             if bad >= 0:
                 v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
             gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
         kwargs = dict(loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout, gscale=gscale,
                       n_threads=n_threads)
-        if nll:
+        if pb.nll:
             loss_sum, denominator, bad = _cross_entropy.nll(
-                layout.data, pb.target, pb.weight, pb.ignore_index, *pb.shape3, **kwargs)
+                data, pb.target, pb.weight, pb.ignore_index, *pb.shape3, **kwargs)
         else:
             loss_sum, denominator, bad = _cross_entropy.cross_entropy_index(
-                layout.data, pb.target, pb.weight, pb.weight_total, pb.ignore_index,
+                data, pb.target, pb.weight, pb.weight_total, pb.ignore_index,
                 pb.label_smoothing, *pb.shape3, z_loss=pb.z_loss, **kwargs)
         if bad >= 0:
             v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
@@ -112,11 +133,24 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
         if want_grad:
             gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
         loss_sum = _cross_entropy.cross_entropy_prob(
-            layout.data, pb.target, pb.weight, pb.weight_total, pb.label_smoothing,
-            *pb.shape3, z_loss=pb.z_loss, loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout, gscale=gscale,
-            n_threads=n_threads)
-    loss = _reduce(pb.reduction, loss_sum, denominator, pb.loss_out, layout.batch_shape,
-                   pb.result_dtype)
+            data, pb.target, pb.weight, pb.weight_total, pb.label_smoothing, *pb.shape3,
+            z_loss=pb.z_loss, loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout,
+            gscale=gscale, n_threads=n_threads)
+    if want_grad and pb.softcap is not None:
+        _soft_cap_backward(pb.grad, data, pb.softcap)
+    return loss_sum, denominator
+
+
+def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduction,
+                label_smoothing, axis, dim, *, nll, want_grad, z_loss=0.0, softcap=None,
+                grad_output=None, out=None, n_threads=None):
+    pb = v.prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
+                              reduction, label_smoothing, axis, dim, nll=nll,
+                              want_grad=want_grad, z_loss=z_loss, softcap=softcap,
+                              grad_output=grad_output, out=out)
+    loss_sum, denominator = _class_sums(pb, n_threads)
+    loss = _reduce(pb.reduction, loss_sum, denominator, pb.loss_out,
+                   pb.layout.batch_shape, pb.result_dtype)
     if not want_grad:
         return loss
     return loss, _finish_grad(pb.grad, pb.out, pb.result_dtype, pb.input_shape)
@@ -126,27 +160,28 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
                   reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
-                  *, axis: int | None = ..., dim: int | None = ..., z_loss: float = ...,
+                  *, axis: int | None = ..., dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
                   n_threads: int | None = ...) -> np.floating[Any]: ...
 @overload
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: bool | None = ..., ignore_index: int = ...,
                   reduce: bool | None = ..., *, reduction: Literal["none"],
                   label_smoothing: float = ..., axis: int | None = ...,
-                  dim: int | None = ..., z_loss: float = ...,
+                  dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
                   n_threads: int | None = ...) -> FloatArray: ...
 @overload
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: bool | None = ..., ignore_index: int = ...,
                   reduce: bool | None = ..., reduction: Reduction = ...,
                   label_smoothing: float = ..., *, axis: int | None = ...,
-                  dim: int | None = ..., z_loss: float = ...,
+                  dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
                   n_threads: int | None = ...) -> LossValue: ...
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
                   size_average: bool | None = None, ignore_index: int = -100,
                   reduce: bool | None = None, reduction: Reduction = "mean",
                   label_smoothing: float = 0.0, *, axis: int | None = None,
                   dim: int | None = None, z_loss: float = 0.0,
+                  softcap: float | None = None,
                   n_threads: int | None = None) -> LossValue:
     """Softmax cross-entropy between logits and targets, as
     ``torch.nn.functional.cross_entropy``, optionally with PaLM's z-loss.
@@ -179,6 +214,13 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         the target's class weight and skipped for ignored positions, so the
         mean divides it like the cross-entropy term; with probability
         targets it is unweighted and the mean is over positions.
+    softcap : float > 0, optional
+        Gemma 2's logit soft-capping: the logits ``z`` are replaced by
+        ``softcap * tanh(z / softcap)`` (smoothly bounded to
+        (-softcap, softcap)) before everything else, z-loss included; the
+        gradient is chained through the cap, ``* (1 - tanh(z / softcap)**2)``.
+        It costs a few extra passes (NumPy's ``tanh``) and one temporary of
+        the input's size.  None (default) leaves the logits as they are.
     n_threads : int, optional
         Threads for this call only (default: `fastce.get_num_threads`).
 
@@ -197,10 +239,13 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     1.3167
     >>> round(float(cross_entropy(x, [1, 2], z_loss=1e-4)), 4)   # + 1e-4 * 3.4076**2
     0.9088
+    >>> capped = 2.0 * np.tanh(x / 2.0)
+    >>> bool(cross_entropy(x, [1, 2], softcap=2.0) == cross_entropy(capped, [1, 2]))
+    True
     """
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, nll=False, want_grad=False,
-                       z_loss=z_loss, n_threads=n_threads)
+                       z_loss=z_loss, softcap=softcap, n_threads=n_threads)
 
 
 @overload
@@ -208,7 +253,7 @@ def cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
         reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ..., *,
-        axis: int | None = ..., dim: int | None = ..., z_loss: float = ...,
+        axis: int | None = ..., dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
         grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
         n_threads: int | None = ...,
 ) -> tuple[np.floating[Any], FloatArray]: ...
@@ -218,7 +263,7 @@ def cross_entropy_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., *, reduction: Literal["none"],
         label_smoothing: float = ..., axis: int | None = ..., dim: int | None = ...,
-        z_loss: float = ..., grad_output: ArrayLike | None = ...,
+        z_loss: float = ..., softcap: float | None = ..., grad_output: ArrayLike | None = ...,
         out: FloatArray | None = ..., n_threads: int | None = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 @overload
@@ -227,7 +272,7 @@ def cross_entropy_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., reduction: Reduction = ...,
         label_smoothing: float = ..., *, axis: int | None = ..., dim: int | None = ...,
-        z_loss: float = ..., grad_output: ArrayLike | None = ...,
+        z_loss: float = ..., softcap: float | None = ..., grad_output: ArrayLike | None = ...,
         out: FloatArray | None = ..., n_threads: int | None = ...,
 ) -> tuple[LossValue, FloatArray]: ...
 def cross_entropy_and_grad(
@@ -235,8 +280,9 @@ def cross_entropy_and_grad(
         size_average: bool | None = None, ignore_index: int = -100,
         reduce: bool | None = None, reduction: Reduction = "mean",
         label_smoothing: float = 0.0, *, axis: int | None = None, dim: int | None = None,
-        z_loss: float = 0.0, grad_output: ArrayLike | None = None,
-        out: FloatArray | None = None, n_threads: int | None = None,
+        z_loss: float = 0.0, softcap: float | None = None,
+        grad_output: ArrayLike | None = None, out: FloatArray | None = None,
+        n_threads: int | None = None,
 ) -> tuple[LossValue, FloatArray]:
     """`cross_entropy` and its gradient with respect to ``input``, from one
     pass over the input.
@@ -247,7 +293,7 @@ def cross_entropy_and_grad(
     Parameters
     ----------
     input, target, weight, size_average, ignore_index, reduce, reduction, \
-label_smoothing, axis, dim, z_loss, n_threads
+label_smoothing, axis, dim, z_loss, softcap, n_threads
         As in `cross_entropy`.
     grad_output : float or array_like, optional
         The upstream gradient: a scalar (default 1), or for
@@ -274,7 +320,7 @@ label_smoothing, axis, dim, z_loss, n_threads
     """
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, nll=False, want_grad=True,
-                       z_loss=z_loss, grad_output=grad_output, out=out,
+                       z_loss=z_loss, softcap=softcap, grad_output=grad_output, out=out,
                        n_threads=n_threads)
 
 

@@ -67,28 +67,33 @@ class CrossEntropyLoss(_Loss):
     >>> loss, grad = loss_fn.loss_and_grad(x, [1, 2])
     >>> grad.shape
     (2, 3)
+    >>> CrossEntropyLoss(z_loss=1e-4, softcap=30.0)
+    CrossEntropyLoss(ignore_index=-100, reduction='mean', label_smoothing=0.0, z_loss=0.0001, softcap=30.0)
     """
 
-    _fields = ("weight", "ignore_index", "reduction", "label_smoothing", "axis", "z_loss")
+    _fields = ("weight", "ignore_index", "reduction", "label_smoothing", "axis", "z_loss",
+               "softcap")
 
     def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
                  ignore_index: int = -100, reduce: bool | None = None,
                  reduction: Reduction = "mean", label_smoothing: float = 0.0, *,
                  axis: int | None = None, dim: int | None = None,
-                 z_loss: float = 0.0) -> None:
+                 z_loss: float = 0.0, softcap: float | None = None) -> None:
         super().__init__(size_average, reduce, reduction)
         self.weight = _frozen(weight)
         self.ignore_index: int = v.ignore_index_value(ignore_index)
         self.label_smoothing: float = v.label_smoothing_value(label_smoothing)
         self.axis = dim if axis is None else axis
         self.z_loss: float = v.z_loss_value(z_loss)
+        self.softcap: float | None = v.softcap_value(softcap)
 
     def __call__(self, input: ArrayLike, target: ArrayLike, *,
                  n_threads: int | None = None) -> LossValue:
         """The loss, as `fastce.cross_entropy`."""
         return F.cross_entropy(input, target, self.weight, None, self.ignore_index, None,
                                self.reduction, self.label_smoothing, axis=self.axis,
-                               z_loss=self.z_loss, n_threads=n_threads)
+                               z_loss=self.z_loss, softcap=self.softcap,
+                               n_threads=n_threads)
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
                       grad_output: ArrayLike | None = None, out: FloatArray | None = None,
@@ -97,8 +102,9 @@ class CrossEntropyLoss(_Loss):
         return F.cross_entropy_and_grad(input, target, self.weight, None,
                                         self.ignore_index, None, self.reduction,
                                         self.label_smoothing, axis=self.axis,
-                                        z_loss=self.z_loss, grad_output=grad_output,
-                                        out=out, n_threads=n_threads)
+                                        z_loss=self.z_loss, softcap=self.softcap,
+                                        grad_output=grad_output, out=out,
+                                        n_threads=n_threads)
 
 
 class NLLLoss(_Loss):
