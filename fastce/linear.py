@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 
 from fastce import _validation as v
 from fastce import functional as F
+from fastce._blas import accumulate_gram, blas_threads, has_inplace_gemm
 from fastce._config import resolve_threads
 from fastce.functional import FloatArray, LossValue, Reduction
 from fastce.losses import _frozen, _Loss
@@ -71,14 +72,15 @@ def default_chunk_size(n_classes: int, dtype: Any = np.float32) -> int:
 # ------------------------------------------------------------- the passes --
 
 def _prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-             label_smoothing, z_loss, chunk_size, *, want_grad: bool, grad_output=None,
-             out=None, n_threads=None) -> v.LinearLossProblem:
+             label_smoothing, z_loss, softcap, chunk_size, *, want_grad: bool,
+             grad_output=None, out=None, n_threads=None) -> v.LinearLossProblem:
     """`_validation.prepare_linear_loss`, then the chunk: the one asked for or
     `default_chunk_size`, never more rows than the tokens that count."""
     resolve_threads(n_threads, 0)   # validates n_threads before anything is written
     p = v.prepare_linear_loss(input, linear_weight, target, linear_bias, weight, reduction,
                               ignore_index, label_smoothing, z_loss, chunk_size,
-                              want_grad=want_grad, grad_output=grad_output, out=out)
+                              softcap=softcap, want_grad=want_grad,
+                              grad_output=grad_output, out=out)
     chunk = (p.chunk_size if p.chunk_size is not None
              else default_chunk_size(p.V, p.x.dtype))
     p.chunk = min(chunk, max(1, p.n_work))
@@ -88,24 +90,55 @@ def _prepare(input, linear_weight, target, linear_bias, weight, reduction, ignor
 def _chunks(p: v.LinearLossProblem):
     """(start, stop, token rows or None for the slice start:stop of the
     input) over the tokens that count."""
-    n_work = p.N if p.rows is None else p.rows.size
-    for s in range(0, n_work, p.chunk):
-        e = min(s + p.chunk, n_work)
+    for s in range(0, p.n_work, p.chunk):
+        e = min(s + p.chunk, p.n_work)
         yield s, e, None if p.rows is None else p.rows[s:e]
 
 
-def _logits_chunk(p: v.LinearLossProblem, s, e, rows, buf, hbuf):
+class _Scratch:
+    """The buffers reused by every chunk."""
+
+    def __init__(self, p: v.LinearLossProblem, *, want_grad: bool):
+        kdt = p.x.dtype
+        self.logits = np.empty((p.chunk, p.V), dtype=kdt)
+        # the capped logits must survive until the gradient is chained through the cap
+        self.grad = (np.empty_like(self.logits) if want_grad and p.softcap is not None
+                     else self.logits)
+        self.h = None if p.rows is None else np.empty((p.chunk, p.D), dtype=kdt)
+        self.per_token = np.zeros(p.N, dtype=kdt) if p.reduction == "none" else None
+
+
+def _chunk_logits(p: v.LinearLossProblem, s, e, rows, buf: _Scratch):
+    """The chunk's hidden states, its logits (in the reused buffer) and its
+    targets."""
     n = e - s
-    if rows is None:
-        h = p.x[s:e]
-    else:
-        h = np.take(p.x, rows, axis=0, out=hbuf[:n])
-    logits = buf[:n]
+    h = p.x[s:e] if rows is None else np.take(p.x, rows, axis=0, out=buf.h[:n])
+    logits = buf.logits[:n]
     np.matmul(h, p.W.T, out=logits)
     if p.b is not None:
         logits += p.b
     tgt = p.target[s:e] if rows is None else p.target[rows]
     return h, logits, tgt
+
+
+def _chunk_loss(p: v.LinearLossProblem, logits, tgt, buf: _Scratch, s, e, rows, *,
+                grad_output=None, want_grad: bool, n_threads) -> float:
+    """fastce's cross-entropy over one chunk of logits, which it may
+    overwrite (soft cap, or the gradient when ``want_grad``); returns the
+    chunk's float64 loss sum, or stores its per-token losses."""
+    red: Reduction = "none" if p.reduction == "none" else "sum"
+    out = buf.grad[:e - s] if want_grad else None
+    pb = v.prepare_class_loss(logits, tgt, p.weight, None, p.ignore, None, red, p.eps,
+                              None, None, nll=False, want_grad=want_grad, z_loss=p.z,
+                              softcap=p.softcap, grad_output=grad_output, out=out)
+    total, _ = F._class_sums(pb, n_threads, overwrite_input=True)
+    if buf.per_token is None:
+        return total
+    if rows is None:
+        buf.per_token[s:e] = pb.loss_out
+    else:
+        buf.per_token[rows] = pb.loss_out
+    return 0.0
 
 
 def _loss_result(p: v.LinearLossProblem, total: float, per_token):
@@ -116,37 +149,15 @@ def _loss_result(p: v.LinearLossProblem, total: float, per_token):
     return p.result_dtype.type(total / p.denominator if p.denominator != 0 else math.nan)
 
 
-def _buffers(p: v.LinearLossProblem):
-    kdt = p.x.dtype
-    buf = np.empty((p.chunk, p.V), dtype=kdt)
-    hbuf = None if p.rows is None else np.empty((p.chunk, p.D), dtype=kdt)
-    per_token = (np.zeros(p.N, dtype=kdt) if p.reduction == "none" else None)
-    return buf, hbuf, per_token
-
-
-def _keep_chunk_loss(loss, per_token, s, e, rows) -> float:
-    """Store a chunk's per-token losses (reduction "none") or return its sum
-    to add to the float64 total."""
-    if per_token is None:
-        return float(loss)
-    if rows is None:
-        per_token[s:e] = loss
-    else:
-        per_token[rows] = loss
-    return 0.0
-
-
 def _forward(p: v.LinearLossProblem, n_threads):
-    buf, hbuf, per_token = _buffers(p)
+    buf = _Scratch(p, want_grad=False)
     total = 0.0
-    red: Reduction = "none" if p.reduction == "none" else "sum"
-    for s, e, rows in _chunks(p):
-        _, logits, tgt = _logits_chunk(p, s, e, rows, buf, hbuf)
-        loss = F.cross_entropy(logits, tgt, p.weight, ignore_index=p.ignore,
-                               reduction=red, label_smoothing=p.eps, z_loss=p.z,
-                               n_threads=n_threads)
-        total += _keep_chunk_loss(loss, per_token, s, e, rows)
-    return _loss_result(p, total, per_token)
+    with blas_threads(n_threads):
+        for s, e, rows in _chunks(p):
+            _, logits, tgt = _chunk_logits(p, s, e, rows, buf)
+            total += _chunk_loss(p, logits, tgt, buf, s, e, rows, want_grad=False,
+                                 n_threads=n_threads)
+    return _loss_result(p, total, buf.per_token)
 
 
 def _target_buffer(out_buf, shape, kdt):
@@ -159,7 +170,7 @@ def _target_buffer(out_buf, shape, kdt):
 
 def _backward(p: v.LinearLossProblem, n_threads):
     kdt = p.x.dtype
-    buf, hbuf, per_token = _buffers(p)
+    buf = _Scratch(p, want_grad=True)
     ogi, ogw, ogb = p.out if p.out is not None else (None, None, None)
     gi = _target_buffer(ogi, p.input_shape, kdt)
     gw = _target_buffer(ogw, p.W.shape, kdt)
@@ -168,53 +179,44 @@ def _backward(p: v.LinearLossProblem, n_threads):
     if p.rows is not None:
         gi2.fill(0)          # ignored tokens get no gradient
         gibuf = np.empty((p.chunk, p.D), dtype=kdt)
-    gw.fill(0)
-    if gb is not None:
-        gb.fill(0)
-    gw_tmp = gb_tmp = None
-    n_work = p.N if p.rows is None else p.rows.size
-    if n_work > p.chunk:
-        gw_tmp = np.empty(p.W.shape, dtype=kdt)
-        gb_tmp = None if gb is None else np.empty(gb.shape, dtype=kdt)
-    red: Reduction = "none" if p.reduction == "none" else "sum"
+    if p.n_work == 0:
+        gw.fill(0)
+        if gb is not None:
+            gb.fill(0)
+    # without SciPy's GEMM, grad_weight accumulates through a scratch of its shape
+    gw_tmp = (np.empty_like(gw) if p.n_work > p.chunk and not has_inplace_gemm(kdt)
+              else None)
+    gb_tmp = None if gb is None or p.n_work <= p.chunk else np.empty_like(gb)
     if p.reduction == "mean":
         scale = p.go / p.denominator if p.denominator != 0 else math.nan
     else:
         scale = p.go
     total = 0.0
-    first = True
-    for s, e, rows in _chunks(p):
-        h, logits, tgt = _logits_chunk(p, s, e, rows, buf, hbuf)
-        if p.gout is not None:
-            g_out = p.gout[s:e] if rows is None else p.gout[rows]
-        else:
-            g_out = scale
-        loss, G = F.cross_entropy_and_grad(logits, tgt, p.weight, ignore_index=p.ignore,
-                                           reduction=red, label_smoothing=p.eps,
-                                           z_loss=p.z, grad_output=g_out, out=logits,
-                                           n_threads=n_threads)
-        total += _keep_chunk_loss(loss, per_token, s, e, rows)
-        if rows is None:
-            np.matmul(G, p.W, out=gi2[s:e])
-        else:
-            n = e - s
-            np.matmul(G, p.W, out=gibuf[:n])
-            gi2[rows] = gibuf[:n]
-        if first:
-            np.matmul(G.T, h, out=gw)
+    with blas_threads(n_threads):
+        for s, e, rows in _chunks(p):
+            h, logits, tgt = _chunk_logits(p, s, e, rows, buf)
+            if p.gout is not None:
+                g_out = p.gout[s:e] if rows is None else p.gout[rows]
+            else:
+                g_out = scale
+            total += _chunk_loss(p, logits, tgt, buf, s, e, rows, grad_output=g_out,
+                                 want_grad=True, n_threads=n_threads)
+            G = buf.grad[:e - s]
+            if rows is None:
+                np.matmul(G, p.W, out=gi2[s:e])
+            else:
+                np.matmul(G, p.W, out=gibuf[:e - s])
+                gi2[rows] = gibuf[:e - s]
+            accumulate_gram(gw, G, h, first=s == 0, scratch=gw_tmp)
             if gb is not None:
-                np.sum(G, axis=0, out=gb)
-            first = False
-        else:
-            np.matmul(G.T, h, out=gw_tmp)
-            gw += gw_tmp
-            if gb is not None:
-                np.sum(G, axis=0, out=gb_tmp)
-                gb += gb_tmp
-    loss = _loss_result(p, total, per_token)
+                if s == 0:
+                    np.sum(G, axis=0, out=gb)
+                else:
+                    np.sum(G, axis=0, out=gb_tmp)
+                    gb += gb_tmp
+    loss = _loss_result(p, total, buf.per_token)
     grads: list[Optional[np.ndarray]] = []
-    for acc, user, dtype_shape in ((gi, ogi, p.input_shape), (gw, ogw, p.W.shape),
-                                   (gb, ogb, None)):
+    for acc, user in ((gi, ogi), (gw, ogw), (gb, ogb)):
         if acc is None:
             grads.append(None)
         elif user is not None:
@@ -232,7 +234,8 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
                          *, linear_bias: ArrayLike | None = None,
                          weight: ArrayLike | None = None, reduction: Reduction = "mean",
                          ignore_index: int | None = None, label_smoothing: float = 0.0,
-                         z_loss: float = 0.0, chunk_size: int | None = None,
+                         z_loss: float = 0.0, softcap: float | None = None,
+                         chunk_size: int | None = None,
                          n_threads: int | None = None) -> LossValue:
     """Cross-entropy of a linear projection,
     ``cross_entropy(input @ linear_weight.T + linear_bias, target, ...)``,
@@ -264,6 +267,10 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     label_smoothing : float in [0, 1], default 0
     z_loss : float >= 0, default 0
         PaLM's z-loss, as in `fastce.cross_entropy`.
+    softcap : float > 0, optional
+        Gemma 2's soft cap of the logits, ``softcap * tanh(logits /
+        softcap)``, as in `fastce.cross_entropy`; applied to each chunk in
+        its buffer (one more chunk-sized buffer with the gradient).
     chunk_size : int >= 1, optional
         Tokens per chunk.  Default `default_chunk_size`: as many rows as
         make a logits buffer of about 8 MiB,
@@ -291,7 +298,8 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     (6,)
     """
     p = _prepare(input, linear_weight, target, linear_bias, weight, reduction,
-                 ignore_index, label_smoothing, z_loss, chunk_size, want_grad=False,
+                 ignore_index, label_smoothing, z_loss, softcap, chunk_size,
+                 want_grad=False,
                  n_threads=n_threads)
     return _forward(p, n_threads)
 
@@ -300,7 +308,8 @@ def linear_cross_entropy_and_grad(
         input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
         linear_bias: ArrayLike | None = None, weight: ArrayLike | None = None,
         reduction: Reduction = "mean", ignore_index: int | None = None,
-        label_smoothing: float = 0.0, z_loss: float = 0.0, chunk_size: int | None = None,
+        label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
+        chunk_size: int | None = None,
         n_threads: int | None = None, grad_output: ArrayLike | None = None,
         out: Sequence[Optional[FloatArray]] | None = None,
 ) -> tuple[LossValue, FloatArray, FloatArray, Optional[FloatArray]]:
@@ -318,7 +327,7 @@ def linear_cross_entropy_and_grad(
     Parameters
     ----------
     input, linear_weight, target, linear_bias, weight, reduction, \
-ignore_index, label_smoothing, z_loss, chunk_size, n_threads
+ignore_index, label_smoothing, z_loss, softcap, chunk_size, n_threads
         As in `linear_cross_entropy`.
     grad_output : float or array_like, optional
         The upstream gradient: a scalar (default 1), or for
@@ -355,7 +364,8 @@ ignore_index, label_smoothing, z_loss, chunk_size, n_threads
     True
     """
     p = _prepare(input, linear_weight, target, linear_bias, weight, reduction,
-                 ignore_index, label_smoothing, z_loss, chunk_size, want_grad=True,
+                 ignore_index, label_smoothing, z_loss, softcap, chunk_size,
+                 want_grad=True,
                  grad_output=grad_output, out=out, n_threads=n_threads)
     loss, (gi, gw, gb) = _backward(p, n_threads)
     return loss, gi, gw, gb
@@ -370,7 +380,7 @@ class LinearCrossEntropyLoss(_Loss):
 
     Parameters
     ----------
-    weight, reduction, ignore_index, label_smoothing, z_loss, chunk_size
+    weight, reduction, ignore_index, label_smoothing, z_loss, softcap, chunk_size
         As in `linear_cross_entropy`.
 
     Examples
@@ -387,23 +397,25 @@ class LinearCrossEntropyLoss(_Loss):
     """
 
     _fields = ("weight", "reduction", "ignore_index", "label_smoothing", "z_loss",
-               "chunk_size")
+               "softcap", "chunk_size")
 
     def __init__(self, *, weight: ArrayLike | None = None, reduction: Reduction = "mean",
                  ignore_index: int | None = None, label_smoothing: float = 0.0,
-                 z_loss: float = 0.0, chunk_size: int | None = None) -> None:
+                 z_loss: float = 0.0, softcap: float | None = None,
+                 chunk_size: int | None = None) -> None:
         super().__init__(None, None, reduction)
         self.weight = _frozen(weight)
         self.ignore_index: int | None = (None if ignore_index is None
                                          else v.ignore_index_value(ignore_index))
         self.label_smoothing: float = v.label_smoothing_value(label_smoothing)
         self.z_loss: float = v.z_loss_value(z_loss)
+        self.softcap: float | None = v.softcap_value(softcap)
         self.chunk_size: int | None = v.chunk_size_value(chunk_size)
 
     def _kwargs(self) -> dict:
         return dict(weight=self.weight, reduction=self.reduction,
                     ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-                    z_loss=self.z_loss, chunk_size=self.chunk_size)
+                    z_loss=self.z_loss, softcap=self.softcap, chunk_size=self.chunk_size)
 
     def __call__(self, input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike,
                  linear_bias: ArrayLike | None = None, *,

@@ -61,10 +61,11 @@ def make_case(seed, dtype=np.float64, *, batch=(N,), d=D, v=V, prob=False,
 # ------------------------------------------------------------ torch oracle --
 
 def torch_reference(x, W, b, t, *, weight=None, reduction="mean", ignore_index=None,
-                    label_smoothing=0.0, z_loss=0.0, grad_output=None):
+                    label_smoothing=0.0, z_loss=0.0, softcap=None, grad_output=None):
     """(loss, grad_input, grad_weight, grad_bias) from float64 torch autograd
-    through F.linear + F.cross_entropy + z * w[t] * lse^2 (masked, normalised
-    like the CE term; unweighted for probability targets)."""
+    through F.linear, the soft cap s * tanh(z / s), F.cross_entropy and
+    z * w[t] * lse^2 (masked, normalised like the CE term; unweighted for
+    probability targets)."""
     torch = pytest.importorskip("torch")
     Fn = torch.nn.functional
     batch = x.shape[:-1]
@@ -77,6 +78,8 @@ def torch_reference(x, W, b, t, *, weight=None, reduction="mean", ignore_index=N
     wt = None if weight is None else torch.tensor(weight, dtype=torch.float64)
     ii = -100 if ignore_index is None else ignore_index
     logits = Fn.linear(X, Wt, Bt)
+    if softcap is not None:
+        logits = softcap * torch.tanh(logits / softcap)
     loss = Fn.cross_entropy(logits, T, weight=wt, ignore_index=ii, reduction=reduction,
                             label_smoothing=label_smoothing)
     if z_loss:
@@ -142,20 +145,23 @@ CONFIGS = {
     "ignore_custom": dict(n_ignored=4, ignore=5),
     "smoothing": dict(label_smoothing=0.2),
     "z_loss": dict(z_loss=1e-2),
-    "all": dict(weighted=True, n_ignored=2, ignore=1, label_smoothing=0.1, z_loss=1e-3),
+    "softcap": dict(softcap=1.5),
+    "all": dict(weighted=True, n_ignored=2, ignore=1, label_smoothing=0.1, z_loss=1e-3,
+                softcap=2.0),
 }
 PROB_CONFIGS = {
     "plain": dict(),
     "weight": dict(weighted=True),
     "smoothing": dict(label_smoothing=0.2),
     "z_loss": dict(z_loss=1e-2),
-    "all": dict(weighted=True, label_smoothing=0.1, z_loss=1e-3),
+    "softcap": dict(softcap=1.5),
+    "all": dict(weighted=True, label_smoothing=0.1, z_loss=1e-3, softcap=2.0),
 }
 
 
 def _split(cfg):
     case_kw = {k: cfg[k] for k in ("weighted", "n_ignored", "ignore") if k in cfg}
-    loss_kw = {k: cfg[k] for k in ("label_smoothing", "z_loss") if k in cfg}
+    loss_kw = {k: cfg[k] for k in ("label_smoothing", "z_loss", "softcap") if k in cfg}
     return case_kw, loss_kw
 
 
@@ -184,8 +190,8 @@ def test_against_torch(dtype, reduction, bias, prob, config):
     assert_grads(ours, ref, dtype, f"{config} {reduction}")
     fwd = linear_cross_entropy(x, W, t, linear_bias=b, chunk_size=4, **kw)
     np.testing.assert_allclose(np.asarray(fwd, np.float64), ref[0], **_tol(dtype))
-    if not loss_kw.get("z_loss"):
-        # torch's own fused function (no z-loss there)
+    if not loss_kw.get("z_loss") and not loss_kw.get("softcap"):
+        # torch's own fused function (no z-loss or soft cap there)
         tv = torch_lce_value(x, W, b, t, weight=w, reduction=reduction, ignore_index=ii,
                              label_smoothing=loss_kw.get("label_smoothing", 0.0))
         np.testing.assert_allclose(np.asarray(fwd, np.float64), tv, **_tol(dtype))
@@ -329,7 +335,7 @@ def test_finite_differences(prob, reduction):
     x, W, b, t, w = make_case(12, np.float64, batch=(5,), d=3, v=4, prob=prob,
                               n_ignored=0 if prob else 1, weighted=True)
     kw = dict(weight=w, reduction=reduction, label_smoothing=0.1, z_loss=0.05,
-              chunk_size=2)
+              softcap=1.2, chunk_size=2)
     go = np.array([0.5, -1.0, 2.0, 0.3, 1.1]) if reduction == "none" else 0.8
 
     def f(x_, W_, b_):
@@ -355,7 +361,8 @@ def test_finite_differences(prob, reduction):
 def test_chunk_size_independence(prob, reduction):
     x, W, b, t, w = make_case(13, np.float64, batch=(37,), prob=prob,
                               n_ignored=0 if prob else 9, weighted=True)
-    kw = dict(weight=w, reduction=reduction, label_smoothing=0.1, z_loss=1e-3)
+    kw = dict(weight=w, reduction=reduction, label_smoothing=0.1, z_loss=1e-3,
+              softcap=3.0)
     results = [linear_cross_entropy_and_grad(x, W, t, linear_bias=b, chunk_size=c, **kw)
                for c in (1, 2, 5, 8, 37, 1000, None)]
     for res in results[1:]:
@@ -513,6 +520,11 @@ def test_option_errors():
         linear_cross_entropy(x, W, t, label_smoothing=1.5)
     with pytest.raises(ValueError, match="z_loss"):
         linear_cross_entropy(x, W, t, z_loss=-1)
+    for bad in (0, -1.0, math.inf, math.nan, "x"):
+        with pytest.raises(ValueError, match="softcap"):
+            linear_cross_entropy(x, W, t, softcap=bad)
+        with pytest.raises(ValueError, match="softcap"):
+            LinearCrossEntropyLoss(softcap=bad)
     with pytest.raises(TypeError, match="ignore_index must be an integer"):
         linear_cross_entropy(x, W, t, ignore_index=1.5)
     with pytest.raises(ValueError, match="ignore_index cannot be specified"):
@@ -590,7 +602,8 @@ def test_loss_object():
     assert repr(LinearCrossEntropyLoss()) == ("LinearCrossEntropyLoss(reduction='mean', "
                                               "label_smoothing=0.0, z_loss=0.0)")
     assert vars(LinearCrossEntropyLoss()).keys() == {
-        "reduction", "weight", "ignore_index", "label_smoothing", "z_loss", "chunk_size"}
+        "reduction", "weight", "ignore_index", "label_smoothing", "z_loss", "softcap",
+        "chunk_size"}
     with pytest.raises(ValueError):
         LinearCrossEntropyLoss(reduction="bad")
     with pytest.raises(ValueError):
@@ -656,9 +669,10 @@ from hypothesis import strategies as st  # noqa: E402
        chunk=st.one_of(st.none(), st.integers(1, 13)), seed=st.integers(0, 2**16),
        reduction=st.sampled_from(["mean", "sum", "none"]), prob=st.booleans(),
        bias=st.booleans(), weighted=st.booleans(),
-       eps=st.sampled_from([0.0, 0.3]), z=st.sampled_from([0.0, 1e-2]))
+       eps=st.sampled_from([0.0, 0.3]), z=st.sampled_from([0.0, 1e-2]),
+       cap=st.sampled_from([None, 0.7, 50.0]))
 def test_property_matches_materialised(n, d, v, chunk, seed, reduction, prob, bias,
-                                       weighted, eps, z):
+                                       weighted, eps, z, cap):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))
     W = rng.standard_normal((v, d))
@@ -669,7 +683,7 @@ def test_property_matches_materialised(n, d, v, chunk, seed, reduction, prob, bi
     else:
         t = rng.integers(-1, v, n)
         t[t < 0] = -100
-    kw = dict(weight=w, reduction=reduction, label_smoothing=eps, z_loss=z)
+    kw = dict(weight=w, reduction=reduction, label_smoothing=eps, z_loss=z, softcap=cap)
     go = rng.standard_normal(n) if reduction == "none" else 0.9
     ref = _materialised(x, W, b, t, grad_output=go, **kw)
     ours = linear_cross_entropy_and_grad(x, W, t, linear_bias=b, chunk_size=chunk,
@@ -681,3 +695,68 @@ def test_property_matches_materialised(n, d, v, chunk, seed, reduction, prob, bi
             np.testing.assert_allclose(a, r, rtol=1e-11, atol=1e-12)
     fwd = linear_cross_entropy(x, W, t, linear_bias=b, chunk_size=chunk, **kw)
     np.testing.assert_allclose(fwd, ref[0], rtol=1e-11, atol=1e-12)
+
+
+# ------------------------------------------------------------ BLAS side --
+
+def test_weight_gradient_without_scipy_gemm(monkeypatch):
+    """Without SciPy the weight gradient accumulates through a scratch; the
+    result is the in-place GEMM's to rounding."""
+    from fastce import _blas
+    x, W, b, t, w = make_case(31, np.float32, batch=(40,), n_ignored=5, weighted=True)
+    kw = dict(linear_bias=b, weight=w, chunk_size=7, z_loss=1e-3)
+    with_scipy = linear_cross_entropy_and_grad(x, W, t, **kw)
+    assert _blas.has_inplace_gemm(np.float32) == (_blas._scipy_gemms() != {})
+    monkeypatch.setattr(_blas, "_gemm_by_dtype", {})
+    assert not _blas.has_inplace_gemm(np.float32)
+    without = linear_cross_entropy_and_grad(x, W, t, **kw)
+    for a, r in zip(without, with_scipy):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scipy_gemm", [True, False])
+def test_accumulate_gram(dtype, scipy_gemm, monkeypatch):
+    from fastce import _blas
+    if not scipy_gemm:
+        monkeypatch.setattr(_blas, "_gemm_by_dtype", {})
+    elif not _blas.has_inplace_gemm(dtype):
+        pytest.skip("SciPy is not installed")
+    rng = np.random.default_rng(5)
+    acc = np.full((9, 4), np.nan, dtype)          # first=True must not read it
+    G1, h1 = rng.standard_normal((6, 9)).astype(dtype), rng.standard_normal((6, 4)).astype(dtype)
+    G2, h2 = rng.standard_normal((3, 9)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
+    _blas.accumulate_gram(acc, G1, h1, first=True)
+    _blas.accumulate_gram(acc, G2, h2, first=False)
+    np.testing.assert_allclose(acc, G1.T @ h1 + G2.T @ h2, **_tol(dtype))
+
+
+def test_n_threads_limits_blas(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastce import _blas
+    seen = []
+    real = linear_module.np.matmul
+
+    def spy(*args, **kwargs):
+        info = threadpoolctl.threadpool_info()
+        seen.append(max((i["num_threads"] for i in info if i["user_api"] == "blas"),
+                        default=None))
+        return real(*args, **kwargs)
+
+    x, W, b, t, _ = make_case(32, np.float64, batch=(20,))
+    monkeypatch.setattr(linear_module.np, "matmul", spy)
+    linear_cross_entropy_and_grad(x, W, t, linear_bias=b, chunk_size=8, n_threads=1)
+    assert seen and all(n in (1, None) for n in seen)
+    assert _blas._controller
+
+
+def test_n_threads_without_threadpoolctl_warns(monkeypatch):
+    import sys
+    from fastce import _blas
+    monkeypatch.setattr(_blas, "_controller", None)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)     # import fails
+    x, W, b, t, _ = make_case(33, np.float64)
+    ref = linear_cross_entropy(x, W, t, linear_bias=b)
+    with pytest.warns(RuntimeWarning, match="threadpoolctl"):
+        got = linear_cross_entropy(x, W, t, linear_bias=b, n_threads=1)
+    assert got == ref
