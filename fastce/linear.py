@@ -4,12 +4,13 @@ as ``torch.nn.functional.linear_cross_entropy``, without ever materialising
 the full (tokens x classes) logits.
 
 The tokens are cut into chunks of ``chunk_size`` rows.  Each chunk's logits
-are computed into one reusable buffer (a BLAS GEMM), handed to
-`fastce.cross_entropy_and_grad`, which writes d(loss)/d(logits) over them in
-place, and that gradient is projected back onto the input, the weight and
+are computed into one reusable buffer (a BLAS GEMM, `fastce._blas`), handed
+to fastce's cross-entropy kernels, which write d(loss)/d(logits) over them
+in place, and that gradient is projected back onto the input, the weight and
 the bias before the next chunk reuses the buffer.  Peak extra memory is one
-chunk of logits plus, with more than one chunk, one scratch array of the
-weight's shape (numpy's GEMM cannot accumulate into its output).
+chunk of logits (two with ``softcap`` and a gradient), plus, without SciPy
+and with more than one chunk, one scratch array of the weight's shape
+(NumPy's GEMM cannot accumulate into its output; SciPy's can).
 
 Everything is validated, class-index targets included, before anything is
 written; the mean's denominator (sum of the target weights of the
@@ -26,7 +27,8 @@ from numpy.typing import ArrayLike
 
 from fastce import _validation as v
 from fastce import functional as F
-from fastce._blas import accumulate_gram, blas_threads, has_inplace_gemm
+from fastce._blas import (accumulate_gram, blas_threads, has_inplace_gemm, input_grad_gemm,
+                          logits_gemm)
 from fastce._config import resolve_threads
 from fastce.functional import FloatArray, LossValue, Reduction
 from fastce.losses import _frozen, _Loss
@@ -38,10 +40,20 @@ __all__ = ["linear_cross_entropy", "linear_cross_entropy_and_grad",
 _CHUNK_BYTES = 8 << 20
 
 
-def default_chunk_size(n_classes: int, dtype: Any = np.float32) -> int:
-    """The default ``chunk_size``: as many token rows as make a logits buffer
-    of about 8 MiB, ``max(1, 8 MiB // (n_classes * itemsize))`` where
-    ``itemsize`` is that of the compute dtype (float16 computes in float32).
+def default_chunk_size(n_classes: int, dtype: Any = np.float32, *,
+                       in_features: int | None = None, n_tokens: int | None = None) -> int:
+    """The default ``chunk_size``: token rows whose logits buffer takes at
+    least about 8 MiB and at least half the bytes of the weight,
+    ``max(8 MiB // (n_classes * itemsize), in_features // 2)``, never more
+    than ``n_tokens`` (float16 computes, and counts, as float32).
+
+    Why: every chunk costs about three passes over weight-sized data (the
+    logits GEMM and ``G @ W`` read ``W``, ``grad_weight += G.T @ h`` reads
+    and writes its accumulator), so chunks of few rows make a large head
+    memory-bound; rows = in_features / 2 keeps that overhead near 15% of
+    the three GEMMs at a 131072 x 256 head (and under 10% with more rows),
+    while the buffer stays at half the size of the weight gradient the call
+    returns anyway.  8 MiB keeps small heads in few chunks.
 
     Parameters
     ----------
@@ -49,6 +61,10 @@ def default_chunk_size(n_classes: int, dtype: Any = np.float32) -> int:
         The number of classes V (rows of ``linear_weight``).
     dtype : dtype, default float32
         The input's dtype.
+    in_features : int, optional
+        D (columns of ``linear_weight``); without it only the 8 MiB rule.
+    n_tokens : int, optional
+        The tokens that count; the chunk never exceeds them.
 
     Returns
     -------
@@ -61,12 +77,19 @@ def default_chunk_size(n_classes: int, dtype: Any = np.float32) -> int:
     65
     >>> default_chunk_size(32000, "float64")
     32
-    >>> default_chunk_size(10**7)
-    1
+    >>> default_chunk_size(131072, in_features=256)   # 128 rows: 64 MiB, W is 128 MiB
+    128
+    >>> default_chunk_size(1000, in_features=128, n_tokens=500)
+    500
     """
     dt = np.dtype(dtype)
     item = 4 if dt == np.float16 else dt.itemsize
-    return max(1, _CHUNK_BYTES // max(1, int(n_classes) * item))
+    rows = max(1, _CHUNK_BYTES // max(1, int(n_classes) * item))
+    if in_features is not None:
+        rows = max(rows, int(in_features) // 2)
+    if n_tokens is not None:
+        rows = min(rows, max(1, int(n_tokens)))
+    return rows
 
 
 # ------------------------------------------------------------- the passes --
@@ -82,9 +105,21 @@ def _prepare(input, linear_weight, target, linear_bias, weight, reduction, ignor
                               softcap=softcap, want_grad=want_grad,
                               grad_output=grad_output, out=out)
     chunk = (p.chunk_size if p.chunk_size is not None
-             else default_chunk_size(p.V, p.x.dtype))
+             else default_chunk_size(p.V, p.x.dtype, in_features=p.D))
     p.chunk = min(chunk, max(1, p.n_work))
     return p
+
+
+#: fastce's kernel threads between the GEMMs (None: n_threads).  One: the
+#: kernel runs on the calling thread, so it never competes with OpenBLAS's
+#: workers, which keep spinning for a while after each GEMM.  Measured on 2
+#: cores, (1024, 128) -> 20000 and (2048, 512) -> 32768 float32: a 2-thread
+#: kernel made the whole call 1.05-1.7x slower.
+_KERNEL_THREADS: int | None = 1
+
+
+def _kernel_threads(n_threads):
+    return n_threads if _KERNEL_THREADS is None else _KERNEL_THREADS
 
 
 def _chunks(p: v.LinearLossProblem):
@@ -114,7 +149,7 @@ def _chunk_logits(p: v.LinearLossProblem, s, e, rows, buf: _Scratch):
     n = e - s
     h = p.x[s:e] if rows is None else np.take(p.x, rows, axis=0, out=buf.h[:n])
     logits = buf.logits[:n]
-    np.matmul(h, p.W.T, out=logits)
+    logits_gemm(h, p.W, logits)
     if p.b is not None:
         logits += p.b
     tgt = p.target[s:e] if rows is None else p.target[rows]
@@ -156,7 +191,7 @@ def _forward(p: v.LinearLossProblem, n_threads):
         for s, e, rows in _chunks(p):
             _, logits, tgt = _chunk_logits(p, s, e, rows, buf)
             total += _chunk_loss(p, logits, tgt, buf, s, e, rows, want_grad=False,
-                                 n_threads=n_threads)
+                                 n_threads=_kernel_threads(n_threads))
     return _loss_result(p, total, buf.per_token)
 
 
@@ -200,12 +235,12 @@ def _backward(p: v.LinearLossProblem, n_threads):
             else:
                 g_out = scale
             total += _chunk_loss(p, logits, tgt, buf, s, e, rows, grad_output=g_out,
-                                 want_grad=True, n_threads=n_threads)
+                                 want_grad=True, n_threads=_kernel_threads(n_threads))
             G = buf.grad[:e - s]
             if rows is None:
-                np.matmul(G, p.W, out=gi2[s:e])
+                input_grad_gemm(G, p.W, gi2[s:e])
             else:
-                np.matmul(G, p.W, out=gibuf[:e - s])
+                input_grad_gemm(G, p.W, gibuf[:e - s])
                 gi2[rows] = gibuf[:e - s]
             accumulate_gram(gw, G, h, first=s == 0, scratch=gw_tmp)
             if gb is not None:
@@ -272,12 +307,16 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         softcap)``, as in `fastce.cross_entropy`; applied to each chunk in
         its buffer (one more chunk-sized buffer with the gradient).
     chunk_size : int >= 1, optional
-        Tokens per chunk.  Default `default_chunk_size`: as many rows as
-        make a logits buffer of about 8 MiB,
-        ``max(1, 8 MiB // (V * itemsize))``.  Ignored tokens are dropped
-        before chunking.
+        Tokens per chunk.  Default `default_chunk_size`: a logits buffer of
+        at least about 8 MiB and at least half the weight's bytes,
+        ``max(8 MiB // (V * itemsize), D // 2)`` rows.  Ignored tokens are
+        dropped before chunking.
     n_threads : int, optional
-        Threads for fastce's kernels (the GEMMs use NumPy's BLAS threads).
+        Threads of the BLAS GEMMs, through threadpoolctl when it is
+        installed (default: BLAS's own count).  fastce's loss kernel runs on
+        the calling thread between the GEMMs: OpenBLAS's idle workers keep
+        spinning for a while after each GEMM, and a parallel kernel
+        competing with them made the call up to 1.7x slower (2 cores).
 
     Returns
     -------

@@ -645,6 +645,30 @@ def test_default_chunk_size_rule():
     assert default_chunk_size(1000, np.float16) == default_chunk_size(1000)
     assert default_chunk_size(10**8) == 1
     assert default_chunk_size(0) >= 1
+    # at least half the weight's bytes: D // 2 rows
+    assert default_chunk_size(131072, in_features=256) == 128
+    assert default_chunk_size(32768, np.float64, in_features=512) == 256
+    assert default_chunk_size(1000, in_features=128) == (8 << 20) // 4000
+    assert default_chunk_size(1000, in_features=128, n_tokens=7) == 7
+    assert default_chunk_size(10**8, in_features=1, n_tokens=0) == 1
+
+
+def test_default_chunk_is_used(monkeypatch):
+    """The driver asks default_chunk_size with the weight's D and never uses
+    more rows than the tokens that count."""
+    seen = []
+    real = linear_module.default_chunk_size
+
+    def spy(*args, **kwargs):
+        seen.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(linear_module, "default_chunk_size", spy)
+    x, W, b, t, _ = make_case(40, np.float32, batch=(30,), d=6, v=5, n_ignored=4)
+    p = linear_module._prepare(x, W, t, b, None, "mean", None, 0.0, 0.0, None, None,
+                               want_grad=False)
+    assert seen == [((5, np.dtype(np.float32)), {"in_features": 6})]
+    assert p.chunk == 26
 
 
 def test_module_doctests():
@@ -731,11 +755,11 @@ def test_accumulate_gram(dtype, scipy_gemm, monkeypatch):
     np.testing.assert_allclose(acc, G1.T @ h1 + G2.T @ h2, **_tol(dtype))
 
 
-def test_n_threads_limits_blas(monkeypatch):
+@pytest.mark.parametrize("gemm", ["logits_gemm", "input_grad_gemm", "accumulate_gram"])
+def test_n_threads_limits_blas(monkeypatch, gemm):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from fastce import _blas
     seen = []
-    real = linear_module.np.matmul
+    real = getattr(linear_module, gemm)
 
     def spy(*args, **kwargs):
         info = threadpoolctl.threadpool_info()
@@ -744,10 +768,24 @@ def test_n_threads_limits_blas(monkeypatch):
         return real(*args, **kwargs)
 
     x, W, b, t, _ = make_case(32, np.float64, batch=(20,))
-    monkeypatch.setattr(linear_module.np, "matmul", spy)
+    monkeypatch.setattr(linear_module, gemm, spy)
     linear_cross_entropy_and_grad(x, W, t, linear_bias=b, chunk_size=8, n_threads=1)
-    assert seen and all(n in (1, None) for n in seen)
-    assert _blas._controller
+    assert len(seen) == 3 and all(n in (1, None) for n in seen)
+
+
+def test_gemms_stay_in_one_blas(monkeypatch):
+    """With SciPy, the chunk loop calls no NumPy matmul (NumPy and SciPy load
+    separate OpenBLAS copies whose idle workers would compete)."""
+    from fastce import _blas
+    if not _blas.has_inplace_gemm(np.float64):
+        pytest.skip("SciPy is not installed")
+    calls = []
+    real = np.matmul
+    monkeypatch.setattr(linear_module.np, "matmul",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, W, b, t, _ = make_case(34, np.float64, batch=(20,), n_ignored=3)
+    linear_cross_entropy_and_grad(x, W, t, linear_bias=b, chunk_size=8)
+    assert calls == []
 
 
 def test_n_threads_without_threadpoolctl_warns(monkeypatch):
