@@ -10,6 +10,9 @@ Options added here:
 ``--fastce-threads N``
     Thread count of every implementation: fastce's ``n_threads=N`` and
     ``torch.set_num_threads(N)`` (default 1).
+``--fastce-linear L1,L2,L3``
+    Which linear + cross-entropy workloads ``test_linear_benchmarks.py``
+    runs (default: all three).
 ``--fastce-workloads A,B,...``
     Which of the standard workloads to run (default: all; ``python -m
     fastce --help`` lists them with their shapes).  Note that
@@ -32,6 +35,9 @@ def pytest_addoption(parser):
     group.addoption("--fastce-workloads", default=None, metavar="A,B,...",
                     help="comma-separated workloads to benchmark (default: all of "
                          + ", ".join(_bench.WORKLOADS) + ")")
+    group.addoption("--fastce-linear", default=None, metavar="L1,L2,...",
+                    help="linear + cross-entropy workloads of test_linear_benchmarks.py "
+                         "(default: L1, L2, L3)")
 
 
 def _selected_workloads(config):
