@@ -10,7 +10,7 @@ vocabulary, ``softmax(h @ W.T + b)``.  That head is where the memory goes:
 materialised, its logits and their gradient are 2 x batch x vocabulary floats
 per step; fastce never holds more than one chunk of them.
 
-    python examples/word_lm.py                        # ~20k words, a few minutes
+    python examples/word_lm.py                        # 19k words, about 4 minutes
     python examples/word_lm.py --steps 300 --vocab 8000 --max-files 200
 
 It prints the validation perplexity as it trains (next to the unigram
@@ -206,6 +206,8 @@ def train(vocab=20000, context=3, embed=64, hidden=128, batch=1024, steps=600,
         print(f"corpus: {ids.size:,} words, vocabulary {vocab:,} "
               f"({time.perf_counter() - t0:.1f} s to read); unigram perplexity {uni:.0f}")
     history = [(0, model.perplexity(va_ctx, va_nxt))]
+    if verbose:
+        print(f"step     0  validation perplexity {history[0][1]:.0f}")
     t1 = time.perf_counter()
     for step in range(1, steps + 1):
         pick = rng.integers(0, tr_nxt.size, batch)
