@@ -15,7 +15,9 @@ torch with ``.grad`` reset to None).
 Peak extra memory is measured per implementation in a fresh child process:
 the growth of the resident set (VmHWM after resetting it, minus the RSS
 before the call, inputs already in memory) and, for the NumPy-based ones,
-tracemalloc's peak.  Both include the returned gradients.
+tracemalloc's peak.  Both include the returned gradients; the "workspace"
+columns subtract them (N x D + V x D floats), leaving what each
+implementation needs beyond its inputs and outputs.
 """
 from __future__ import annotations
 
@@ -147,6 +149,7 @@ def main(argv=None) -> int:
                    for impl in (["fastce", "floor"]
                                 + (["torch_ref", "torch_chunked"] if torch else []))}
             rows[-1]["memory"] = mem
+            rows[-1]["grad_mb"] = (w.N * w.D + w.V * w.D) * 4 / MIB
         del x, W, t
     _print(rows, args.markdown, extra_chunks)
     return 0
@@ -175,24 +178,32 @@ def _print(rows, markdown, extra_chunks):
     if mem_rows:
         print()
         mhead = ["workload", "fastce MiB (rss / traced)", "torch ref MiB",
-                 "torch chunked MiB", "floor MiB (rss / traced)", "fastce / torch ref",
-                 "fastce / torch chunked"]
+                 "torch chunked MiB", "floor MiB", "fastce / ref", "fastce / chunked",
+                 "workspace MiB: fastce / ref / chunked", "workspace: fastce / ref",
+                 "fastce / chunked"]
         mlines = []
         for r in mem_rows:
             m = r["memory"]
+            grads = r["grad_mb"]
 
             def rss(k):
                 return m.get(k, {}).get("rss_mb")
-            fr = rss("fastce")
+
+            def work(k):
+                return None if rss(k) is None else max(0.0, rss(k) - grads)
+
+            def over(a, b):
+                return None if a is None or not b else a / b
             mlines.append([
                 r["workload"],
-                f"{_fmt(fr)} / {_fmt(m['fastce'].get('traced_mb'))}",
-                _fmt(rss("torch_ref")), _fmt(rss("torch_chunked")),
-                f"{_fmt(rss('floor'))} / {_fmt(m['floor'].get('traced_mb'))}",
-                _fmt(None if not rss("torch_ref") or fr is None else fr / rss("torch_ref"),
-                     "{:.3f}"),
-                _fmt(None if not rss("torch_chunked") or fr is None
-                     else fr / rss("torch_chunked"), "{:.2f}")])
+                f"{_fmt(rss('fastce'))} / {_fmt(m['fastce'].get('traced_mb'))}",
+                _fmt(rss("torch_ref")), _fmt(rss("torch_chunked")), _fmt(rss("floor")),
+                _fmt(over(rss("fastce"), rss("torch_ref")), "{:.3f}"),
+                _fmt(over(rss("fastce"), rss("torch_chunked")), "{:.2f}"),
+                f"{_fmt(work('fastce'))} / {_fmt(work('torch_ref'))} / "
+                f"{_fmt(work('torch_chunked'))}",
+                _fmt(over(work("fastce"), work("torch_ref")), "{:.3f}"),
+                _fmt(over(work("fastce"), work("torch_chunked")), "{:.2f}")])
         _emit(mhead, mlines, markdown)
     scans = {r["workload"]: r["torch_scan"] for r in rows if r["torch_scan"]}
     for label, scan in scans.items():

@@ -645,9 +645,9 @@ def test_default_chunk_size_rule():
     assert default_chunk_size(1000, np.float16) == default_chunk_size(1000)
     assert default_chunk_size(10**8) == 1
     assert default_chunk_size(0) >= 1
-    # at least half the weight's bytes: D // 2 rows
-    assert default_chunk_size(131072, in_features=256) == 128
-    assert default_chunk_size(32768, np.float64, in_features=512) == 256
+    # at least the weight's bytes: D rows
+    assert default_chunk_size(131072, in_features=256) == 256
+    assert default_chunk_size(32768, np.float64, in_features=512) == 512
     assert default_chunk_size(1000, in_features=128) == (8 << 20) // 4000
     assert default_chunk_size(1000, in_features=128, n_tokens=7) == 7
     assert default_chunk_size(10**8, in_features=1, n_tokens=0) == 1
