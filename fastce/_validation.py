@@ -185,6 +185,28 @@ def softcap_value(softcap) -> Optional[float]:
     return s
 
 
+def sample_weight_values(sample_weight, shape: tuple, what: str) -> np.ndarray:
+    """``sample_weight`` as float64, checked: real, finite and >= 0, and
+    broadcastable to ``shape`` (``what`` names that shape in the error)."""
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be real numbers, got dtype {s.dtype}")
+    s = s.astype(np.float64, copy=False)
+    try:
+        fits = np.broadcast_shapes(s.shape, shape) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"sample_weight of shape {s.shape} cannot be broadcast to "
+                         f"{what} {tuple(shape)}")
+    bad = ~(np.isfinite(s) & (s >= 0))
+    if bad.any():
+        pos = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), s.shape))
+        raise ValueError(f"sample_weight must be finite and >= 0; found "
+                         f"{float(s[pos])} at position {pos}")
+    return s
+
+
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -398,6 +420,7 @@ class ClassLossProblem:
     label_smoothing: float
     z_loss: float                 # + z_loss * w[target] * lse^2 per position
     softcap: Optional[float]      # logits -> softcap * tanh(logits / softcap) first
+    sample_weight: Optional[np.ndarray]  # float64 per position (flat), or None
     loss_out: Optional[np.ndarray]    # per-position losses (reduction="none")
     # with a gradient only:
     grad_output: Optional[float]      # scalar upstream gradient (None: per position)
@@ -413,7 +436,7 @@ class ClassLossProblem:
 def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, *, nll: bool,
                        want_grad: bool, z_loss=0.0, softcap=None, grad_output=None,
-                       out=None) -> ClassLossProblem:
+                       out=None, sample_weight=None) -> ClassLossProblem:
     """Validate and normalise the arguments of cross_entropy / nll_loss and
     their ``_and_grad`` variants; every error is raised before anything is
     written."""
@@ -436,21 +459,26 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
     w, w_total = class_weight(weight, layout.n_cls, kdt)
     out, out_is_input = check_out(out, x, result_dtype, input) if want_grad else (None,
                                                                                   False)
-    check_out_disjoint(out, weight=weight, target=target)
+    check_out_disjoint(out, weight=weight, target=target, sample_weight=sample_weight)
     if kind == "index":
         t_kernel = index_target(t, layout, nll=nll)
     else:
         t_kernel = probability_target(t, x.shape, kdt)
     go, gout = (_upstream(grad_output, layout.batch_shape, reduction, np.float64)
                 if want_grad else (1.0, None))
+    sw = None
+    if sample_weight is not None:
+        sw = np.ascontiguousarray(np.broadcast_to(
+            sample_weight_values(sample_weight, layout.batch_shape, "the target's shape"),
+            layout.batch_shape)).reshape(-1)
     return ClassLossProblem(
         layout=layout, result_dtype=result_dtype, input_shape=x.shape,
         reduction=reduction, nll=nll, index_targets=kind == "index", target=t_kernel,
         weight=w,
         weight_total=w_total, ignore_index=ignore, label_smoothing=eps, z_loss=z,
-        softcap=cap,
-        loss_out=(np.empty(layout.n_positions, dtype=kdt) if reduction == "none"
-                  else None),
+        softcap=cap, sample_weight=sw,
+        loss_out=(np.empty(layout.n_positions, dtype=kdt)
+                  if reduction == "none" or sw is not None else None),
         grad_output=go, gout=None if gout is None else gout.reshape(-1),
         grad=grad_buffer(out, out_is_input, layout.data) if want_grad else None,
         out=out)
@@ -493,6 +521,7 @@ class BinaryLossProblem:
     weight: Optional[Operand]
     pos_weight: Optional[Operand]
     loss_out: Optional[np.ndarray]    # per-element losses (reduction="none")
+    denominator: float                # the mean's: elements, or the sum of sample_weight
     # with a gradient only:
     grad_output: Optional[float]      # scalar upstream gradient (None: per element)
     gout: Optional[Operand]           # upstream gradient operand (ones for a scalar)
@@ -502,7 +531,7 @@ class BinaryLossProblem:
 
 def prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
                         pos_weight=None, *, want_grad: bool, grad_output=None,
-                        out=None) -> BinaryLossProblem:
+                        out=None, sample_weight=None) -> BinaryLossProblem:
     """Validate and normalise the arguments of the binary losses and their
     ``_and_grad`` variants (the [0, 1] range of probabilities is checked by
     a kernel, see `raise_outside_unit`)."""
@@ -518,7 +547,8 @@ def prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
                          f"{x.shape}")
     out, out_is_input = check_out(out, x, result_dtype, input) if want_grad else (None,
                                                                                   False)
-    check_out_disjoint(out, weight=weight, pos_weight=pos_weight, target=target)
+    check_out_disjoint(out, weight=weight, pos_weight=pos_weight, target=target,
+                       sample_weight=sample_weight)
     data = np.ascontiguousarray(x)
     kdt = data.dtype
     shape = x.shape
@@ -526,6 +556,13 @@ def prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
     rows = (data.size // cols) if cols else math.prod(shape[:-1])
     w = None if weight is None else broadcast_operand(weight, shape, rows, cols, kdt,
                                                       "weight")
+    denominator = float(data.size)
+    if sample_weight is not None:
+        # multiplied into the element weight; the mean divides by its total
+        s = sample_weight_values(sample_weight, shape, "the input's shape")
+        denominator = float(s.sum()) * (data.size / s.size) if s.size else 0.0
+        w_and_s = s if weight is None else np.multiply(np.asarray(weight, np.float64), s)
+        w = broadcast_operand(w_and_s, shape, rows, cols, kdt, "sample_weight")
     pw = None if pos_weight is None else broadcast_operand(pos_weight, shape, rows, cols,
                                                            kdt, "pos_weight")
     go, gout = _upstream(grad_output, shape, reduction, kdt) if want_grad else (1.0, None)
@@ -536,7 +573,7 @@ def prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
         data=data, target=c_aligned(t, kdt), result_dtype=result_dtype, shape=shape,
         rows=rows, cols=cols, reduction=reduction, weight=w, pos_weight=pw,
         loss_out=np.empty(shape, dtype=kdt) if reduction == "none" else None,
-        grad_output=go, gout=gout,
+        denominator=denominator, grad_output=go, gout=gout,
         grad=grad_buffer(out, out_is_input, data) if want_grad else None, out=out)
 
 

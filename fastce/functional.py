@@ -95,18 +95,37 @@ def _soft_cap_backward(grad, capped, cap):
     np.multiply(grad, capped, out=grad)
 
 
+def _sample_weighted_denominator(pb: v.ClassLossProblem, sw) -> float:
+    """The mean's denominator with sample weights: sum of s * w[target] over
+    the non-ignored positions (class indices, validated), or of s."""
+    if not pb.index_targets:
+        return float(sw.sum())
+    keep = pb.target != pb.ignore_index
+    if pb.weight is None:
+        return float(sw[keep].sum())
+    return float(np.dot(sw[keep], pb.weight[pb.target[keep]].astype(np.float64)))
+
+
 def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
     """Run the kernels of a validated cross-entropy / NLL call: (float64 loss
     sum, the mean's denominator); per-position losses go to ``pb.loss_out``
     and the gradient to ``pb.grad``.  ``overwrite_input`` lets a soft cap
-    reuse the input's buffer (the linear layer's scratch logits)."""
+    reuse the input's buffer (the linear layer's scratch logits).
+
+    Sample weights ride on the kernels' per-position gradient factor and
+    their per-position losses: the sum is ``s . losses`` and the mean's
+    denominator ``sum(s * w[target])``, passes over the positions only."""
     layout = pb.layout
     want_grad = pb.grad is not None
+    sw = pb.sample_weight
     n_threads = resolve_threads(n_threads, layout.data.size)
     data = layout.data
     if pb.softcap is not None:
         reuse = overwrite_input and not (want_grad and np.shares_memory(pb.grad, data))
         data = _soft_cap(data, pb.softcap, data if reuse else np.empty_like(data))
+    gout = pb.gout
+    if want_grad and sw is not None:
+        gout = sw if gout is None else sw * gout
     gscale = 1.0
     if pb.index_targets:
         if want_grad:
@@ -116,8 +135,10 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
                 n_threads=n_threads)
             if bad >= 0:
                 v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
+            if sw is not None:
+                denominator = _sample_weighted_denominator(pb, sw)
             gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
-        kwargs = dict(loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout, gscale=gscale,
+        kwargs = dict(loss_out=pb.loss_out, grad=pb.grad, gout=gout, gscale=gscale,
                       n_threads=n_threads)
         if pb.nll:
             loss_sum, denominator, bad = _cross_entropy.nll(
@@ -129,25 +150,31 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
         if bad >= 0:
             v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
     else:
-        denominator = layout.n_positions
+        denominator = layout.n_positions if sw is None else float(sw.sum())
         if want_grad:
             gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
         loss_sum = _cross_entropy.cross_entropy_prob(
             data, pb.target, pb.weight, pb.weight_total, pb.label_smoothing, *pb.shape3,
-            z_loss=pb.z_loss, loss_out=pb.loss_out, grad=pb.grad, gout=pb.gout,
+            z_loss=pb.z_loss, loss_out=pb.loss_out, grad=pb.grad, gout=gout,
             gscale=gscale, n_threads=n_threads)
     if want_grad and pb.softcap is not None:
         _soft_cap_backward(pb.grad, data, pb.softcap)
+    if sw is not None:
+        denominator = _sample_weighted_denominator(pb, sw)
+        loss_sum = float(np.dot(sw, pb.loss_out.astype(np.float64)))
+        if pb.reduction == "none":
+            np.multiply(pb.loss_out, sw, out=pb.loss_out, casting="unsafe")
     return loss_sum, denominator
 
 
 def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduction,
                 label_smoothing, axis, dim, *, nll, want_grad, z_loss=0.0, softcap=None,
-                grad_output=None, out=None, n_threads=None):
+                grad_output=None, out=None, sample_weight=None, n_threads=None):
     pb = v.prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                               reduction, label_smoothing, axis, dim, nll=nll,
                               want_grad=want_grad, z_loss=z_loss, softcap=softcap,
-                              grad_output=grad_output, out=out)
+                              grad_output=grad_output, out=out,
+                              sample_weight=sample_weight)
     loss_sum, denominator = _class_sums(pb, n_threads)
     loss = _reduce(pb.reduction, loss_sum, denominator, pb.loss_out,
                    pb.layout.batch_shape, pb.result_dtype)
@@ -160,7 +187,9 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
                   reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
-                  *, axis: int | None = ..., dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
+                  *, axis: int | None = ..., dim: int | None = ..., z_loss: float = ...,
+                  softcap: float | None = ...,
+                  sample_weight: ArrayLike | None = ...,
                   n_threads: int | None = ...) -> np.floating[Any]: ...
 @overload
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
@@ -168,6 +197,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
                   reduce: bool | None = ..., *, reduction: Literal["none"],
                   label_smoothing: float = ..., axis: int | None = ...,
                   dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
+                  sample_weight: ArrayLike | None = ...,
                   n_threads: int | None = ...) -> FloatArray: ...
 @overload
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
@@ -175,6 +205,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
                   reduce: bool | None = ..., reduction: Reduction = ...,
                   label_smoothing: float = ..., *, axis: int | None = ...,
                   dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
+                  sample_weight: ArrayLike | None = ...,
                   n_threads: int | None = ...) -> LossValue: ...
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
                   size_average: bool | None = None, ignore_index: int = -100,
@@ -182,6 +213,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
                   label_smoothing: float = 0.0, *, axis: int | None = None,
                   dim: int | None = None, z_loss: float = 0.0,
                   softcap: float | None = None,
+                  sample_weight: ArrayLike | None = None,
                   n_threads: int | None = None) -> LossValue:
     """Softmax cross-entropy between logits and targets, as
     ``torch.nn.functional.cross_entropy``, optionally with PaLM's z-loss.
@@ -221,6 +253,15 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         gradient is chained through the cap, ``* (1 - tanh(z / softcap)**2)``.
         It costs a few extra passes (NumPy's ``tanh``) and one temporary of
         the input's size.  None (default) leaves the logits as they are.
+    sample_weight : array_like, optional
+        Per-sample weights ``s`` (finite, >= 0), of the target's batch shape
+        (or broadcastable to it), multiplied into each position's loss.  The
+        mean becomes ``sum(s * w[y] * l) / sum(s * w[y])`` over the
+        non-ignored positions (``sum(s * l) / sum(s)`` for probability
+        targets), which without class weights is ``np.average(l,
+        weights=s)``, as scikit-learn's ``log_loss(..., sample_weight=s)``.
+        The kernels apply ``s`` through their per-position gradient factor
+        and losses: no extra pass over the input.
     n_threads : int, optional
         Threads for this call only (default: `fastce.get_num_threads`).
 
@@ -239,13 +280,16 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     1.3167
     >>> round(float(cross_entropy(x, [1, 2], z_loss=1e-4)), 4)   # + 1e-4 * 3.4076**2
     0.9088
+    >>> round(float(cross_entropy(x, [1, 2], sample_weight=[3., 1.])), 4)
+    1.1576
     >>> capped = 2.0 * np.tanh(x / 2.0)
     >>> bool(cross_entropy(x, [1, 2], softcap=2.0) == cross_entropy(capped, [1, 2]))
     True
     """
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, nll=False, want_grad=False,
-                       z_loss=z_loss, softcap=softcap, n_threads=n_threads)
+                       z_loss=z_loss, softcap=softcap, sample_weight=sample_weight,
+                       n_threads=n_threads)
 
 
 @overload
@@ -253,9 +297,10 @@ def cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
         reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ..., *,
-        axis: int | None = ..., dim: int | None = ..., z_loss: float = ..., softcap: float | None = ...,
+        axis: int | None = ..., dim: int | None = ..., z_loss: float = ...,
+        softcap: float | None = ...,
         grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
-        n_threads: int | None = ...,
+        sample_weight: ArrayLike | None = ..., n_threads: int | None = ...,
 ) -> tuple[np.floating[Any], FloatArray]: ...
 @overload
 def cross_entropy_and_grad(
@@ -263,8 +308,10 @@ def cross_entropy_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., *, reduction: Literal["none"],
         label_smoothing: float = ..., axis: int | None = ..., dim: int | None = ...,
-        z_loss: float = ..., softcap: float | None = ..., grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        z_loss: float = ..., softcap: float | None = ...,
+        grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 @overload
 def cross_entropy_and_grad(
@@ -272,8 +319,10 @@ def cross_entropy_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., reduction: Reduction = ...,
         label_smoothing: float = ..., *, axis: int | None = ..., dim: int | None = ...,
-        z_loss: float = ..., softcap: float | None = ..., grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        z_loss: float = ..., softcap: float | None = ...,
+        grad_output: ArrayLike | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[LossValue, FloatArray]: ...
 def cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
@@ -282,7 +331,7 @@ def cross_entropy_and_grad(
         label_smoothing: float = 0.0, *, axis: int | None = None, dim: int | None = None,
         z_loss: float = 0.0, softcap: float | None = None,
         grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-        n_threads: int | None = None,
+        sample_weight: ArrayLike | None = None, n_threads: int | None = None,
 ) -> tuple[LossValue, FloatArray]:
     """`cross_entropy` and its gradient with respect to ``input``, from one
     pass over the input.
@@ -293,7 +342,7 @@ def cross_entropy_and_grad(
     Parameters
     ----------
     input, target, weight, size_average, ignore_index, reduce, reduction, \
-label_smoothing, axis, dim, z_loss, softcap, n_threads
+label_smoothing, axis, dim, z_loss, softcap, sample_weight, n_threads
         As in `cross_entropy`.
     grad_output : float or array_like, optional
         The upstream gradient: a scalar (default 1), or for
@@ -321,6 +370,7 @@ label_smoothing, axis, dim, z_loss, softcap, n_threads
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, nll=False, want_grad=True,
                        z_loss=z_loss, softcap=softcap, grad_output=grad_output, out=out,
+                       sample_weight=sample_weight,
                        n_threads=n_threads)
 
 
@@ -328,23 +378,27 @@ label_smoothing, axis, dim, z_loss, softcap, n_threads
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
              size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
              reduction: Literal["mean", "sum"] = ..., *, axis: int | None = ...,
-             dim: int | None = ..., n_threads: int | None = ...) -> np.floating[Any]: ...
+             dim: int | None = ..., sample_weight: ArrayLike | None = ...,
+             n_threads: int | None = ...) -> np.floating[Any]: ...
 @overload
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
              size_average: bool | None = ..., ignore_index: int = ...,
              reduce: bool | None = ..., *, reduction: Literal["none"],
              axis: int | None = ..., dim: int | None = ...,
+             sample_weight: ArrayLike | None = ...,
              n_threads: int | None = ...) -> FloatArray: ...
 @overload
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
              size_average: bool | None = ..., ignore_index: int = ...,
              reduce: bool | None = ..., reduction: Reduction = ..., *,
              axis: int | None = ..., dim: int | None = ...,
+             sample_weight: ArrayLike | None = ...,
              n_threads: int | None = ...) -> LossValue: ...
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
              size_average: bool | None = None, ignore_index: int = -100,
              reduce: bool | None = None, reduction: Reduction = "mean", *,
              axis: int | None = None, dim: int | None = None,
+             sample_weight: ArrayLike | None = None,
              n_threads: int | None = None) -> LossValue:
     """Negative log-likelihood of log-probabilities, as
     ``torch.nn.functional.nll_loss``: ``-weight[t] * input[t]`` per element.
@@ -355,7 +409,8 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
         Log-probabilities, (N, C), (N, C, d1, ..., dK) or (C,).
     target : array_like of int
         Class indices, the input's shape without the class axis.
-    weight, size_average, ignore_index, reduce, reduction, axis, dim, n_threads
+    weight, size_average, ignore_index, reduce, reduction, axis, dim, \
+sample_weight, n_threads
         As in `cross_entropy`.
 
     Returns
@@ -372,6 +427,7 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     """
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, 0.0, axis, dim, nll=True, want_grad=False,
+                       sample_weight=sample_weight,
                        n_threads=n_threads)
 
 
@@ -381,7 +437,8 @@ def nll_loss_and_grad(
         size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
         reduction: Literal["mean", "sum"] = ..., *, axis: int | None = ...,
         dim: int | None = ..., grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[np.floating[Any], FloatArray]: ...
 @overload
 def nll_loss_and_grad(
@@ -389,7 +446,8 @@ def nll_loss_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., *, reduction: Literal["none"],
         axis: int | None = ..., dim: int | None = ..., grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 @overload
 def nll_loss_and_grad(
@@ -397,7 +455,8 @@ def nll_loss_and_grad(
         size_average: bool | None = ..., ignore_index: int = ...,
         reduce: bool | None = ..., reduction: Reduction = ..., *,
         axis: int | None = ..., dim: int | None = ..., grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[LossValue, FloatArray]: ...
 def nll_loss_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
@@ -405,14 +464,14 @@ def nll_loss_and_grad(
         reduce: bool | None = None, reduction: Reduction = "mean", *,
         axis: int | None = None, dim: int | None = None,
         grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-        n_threads: int | None = None,
+        sample_weight: ArrayLike | None = None, n_threads: int | None = None,
 ) -> tuple[LossValue, FloatArray]:
     """`nll_loss` and its gradient with respect to ``input``.
 
     Parameters
     ----------
     input, target, weight, size_average, ignore_index, reduce, reduction, \
-axis, dim, n_threads
+axis, dim, sample_weight, n_threads
         As in `nll_loss`.
     grad_output, out
         As in `cross_entropy_and_grad`.
@@ -432,20 +491,21 @@ axis, dim, n_threads
     """
     return _class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, 0.0, axis, dim, nll=True, want_grad=True,
-                       grad_output=grad_output, out=out, n_threads=n_threads)
+                       grad_output=grad_output, out=out, sample_weight=sample_weight,
+                       n_threads=n_threads)
 
 
 # ------------------------------------------------------------------ binary --
 
 def _binary_loss(logits, input, target, weight, size_average, reduce, reduction,
                  pos_weight=None, *, want_grad, grad_output=None, out=None,
-                 n_threads=None):
+                 sample_weight=None, n_threads=None):
     pb = v.prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
                                pos_weight, want_grad=want_grad, grad_output=grad_output,
-                               out=out)
+                               out=out, sample_weight=sample_weight)
     n_threads = resolve_threads(n_threads, pb.data.size)
     kwargs = dict(weight=pb.weight, gout=pb.gout,
-                  gscale=_grad_scale(pb.grad_output, pb.reduction, pb.data.size),
+                  gscale=_grad_scale(pb.grad_output, pb.reduction, pb.denominator),
                   loss_out=pb.loss_out, grad=pb.grad, n_threads=n_threads)
     if logits:
         loss_sum = _binary.bce_logits(pb.data, pb.target, pb.rows, pb.cols,
@@ -456,7 +516,7 @@ def _binary_loss(logits, input, target, weight, size_average, reduce, reduction,
             if bad >= 0:
                 v.raise_outside_unit(arr, bad, pb.shape, what)
         loss_sum = _binary.bce_probs(pb.data, pb.target, pb.rows, pb.cols, **kwargs)
-    loss = _reduce(pb.reduction, loss_sum, pb.data.size, pb.loss_out, pb.shape,
+    loss = _reduce(pb.reduction, loss_sum, pb.denominator, pb.loss_out, pb.shape,
                    pb.result_dtype)
     if not want_grad:
         return loss
@@ -468,27 +528,27 @@ def binary_cross_entropy_with_logits(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: None = ..., reduce: None = ...,
         reduction: Literal["mean", "sum"] = ..., pos_weight: ArrayLike | None = ..., *,
-        n_threads: int | None = ...,
+        sample_weight: ArrayLike | None = ..., n_threads: int | None = ...,
 ) -> np.floating[Any]: ...
 @overload
 def binary_cross_entropy_with_logits(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: bool | None = ..., reduce: bool | None = ..., *,
         reduction: Literal["none"], pos_weight: ArrayLike | None = ...,
-        n_threads: int | None = ...,
+        sample_weight: ArrayLike | None = ..., n_threads: int | None = ...,
 ) -> FloatArray: ...
 @overload
 def binary_cross_entropy_with_logits(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: bool | None = ..., reduce: bool | None = ...,
         reduction: Reduction = ..., pos_weight: ArrayLike | None = ..., *,
-        n_threads: int | None = ...,
+        sample_weight: ArrayLike | None = ..., n_threads: int | None = ...,
 ) -> LossValue: ...
 def binary_cross_entropy_with_logits(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
         size_average: bool | None = None, reduce: bool | None = None,
         reduction: Reduction = "mean", pos_weight: ArrayLike | None = None, *,
-        n_threads: int | None = None,
+        sample_weight: ArrayLike | None = None, n_threads: int | None = None,
 ) -> LossValue:
     """Binary cross-entropy on logits, as
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
@@ -512,6 +572,11 @@ def binary_cross_entropy_with_logits(
     pos_weight : array_like, optional
         Weight of the positive term, broadcast along the last axis (shape
         (C,) for (N, C) input).
+    sample_weight : array_like, optional
+        Per-sample weights ``s`` (finite, >= 0) broadcastable to the input,
+        multiplied into each element's loss like ``weight``; the mean becomes
+        ``sum(s * l) / sum(s)`` with ``s`` broadcast to the input's shape
+        (``(N, 1)`` weighs whole rows, ``(N, C)`` single labels).
     n_threads : int, optional
         Threads for this call only (default: `fastce.get_num_threads`).
 
@@ -531,7 +596,8 @@ def binary_cross_entropy_with_logits(
     0.347
     """
     return _binary_loss(True, input, target, weight, size_average, reduce, reduction,
-                        pos_weight, want_grad=False, n_threads=n_threads)
+                        pos_weight, want_grad=False, sample_weight=sample_weight,
+                        n_threads=n_threads)
 
 
 @overload
@@ -540,7 +606,7 @@ def binary_cross_entropy_with_logits_and_grad(
         size_average: None = ..., reduce: None = ...,
         reduction: Literal["mean", "sum"] = ..., pos_weight: ArrayLike | None = ..., *,
         grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
-        n_threads: int | None = ...,
+        sample_weight: ArrayLike | None = ..., n_threads: int | None = ...,
 ) -> tuple[np.floating[Any], FloatArray]: ...
 @overload
 def binary_cross_entropy_with_logits_and_grad(
@@ -548,7 +614,7 @@ def binary_cross_entropy_with_logits_and_grad(
         size_average: bool | None = ..., reduce: bool | None = ..., *,
         reduction: Literal["none"], pos_weight: ArrayLike | None = ...,
         grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
-        n_threads: int | None = ...,
+        sample_weight: ArrayLike | None = ..., n_threads: int | None = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 @overload
 def binary_cross_entropy_with_logits_and_grad(
@@ -556,14 +622,14 @@ def binary_cross_entropy_with_logits_and_grad(
         size_average: bool | None = ..., reduce: bool | None = ...,
         reduction: Reduction = ..., pos_weight: ArrayLike | None = ..., *,
         grad_output: ArrayLike | None = ..., out: FloatArray | None = ...,
-        n_threads: int | None = ...,
+        sample_weight: ArrayLike | None = ..., n_threads: int | None = ...,
 ) -> tuple[LossValue, FloatArray]: ...
 def binary_cross_entropy_with_logits_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
         size_average: bool | None = None, reduce: bool | None = None,
         reduction: Reduction = "mean", pos_weight: ArrayLike | None = None, *,
         grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-        n_threads: int | None = None,
+        sample_weight: ArrayLike | None = None, n_threads: int | None = None,
 ) -> tuple[LossValue, FloatArray]:
     """`binary_cross_entropy_with_logits` and its gradient with respect to
     ``input``: ``weight * (pos_weight * y + 1 - y) * (sigmoid(x) - p)`` per
@@ -573,7 +639,7 @@ def binary_cross_entropy_with_logits_and_grad(
     Parameters
     ----------
     input, target, weight, size_average, reduce, reduction, pos_weight, \
-n_threads
+sample_weight, n_threads
         As in `binary_cross_entropy_with_logits`.
     grad_output, out
         As in `cross_entropy_and_grad`.
@@ -593,6 +659,7 @@ n_threads
     """
     return _binary_loss(True, input, target, weight, size_average, reduce, reduction,
                         pos_weight, want_grad=True, grad_output=grad_output, out=out,
+                        sample_weight=sample_weight,
                         n_threads=n_threads)
 
 
@@ -600,24 +667,28 @@ n_threads
 def binary_cross_entropy(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: None = ..., reduce: None = ...,
-        reduction: Literal["mean", "sum"] = ..., *, n_threads: int | None = ...,
+        reduction: Literal["mean", "sum"] = ..., *, sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> np.floating[Any]: ...
 @overload
 def binary_cross_entropy(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: bool | None = ..., reduce: bool | None = ..., *,
-        reduction: Literal["none"], n_threads: int | None = ...,
+        reduction: Literal["none"], sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> FloatArray: ...
 @overload
 def binary_cross_entropy(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: bool | None = ..., reduce: bool | None = ...,
-        reduction: Reduction = ..., *, n_threads: int | None = ...,
+        reduction: Reduction = ..., *, sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> LossValue: ...
 def binary_cross_entropy(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
         size_average: bool | None = None, reduce: bool | None = None,
-        reduction: Reduction = "mean", *, n_threads: int | None = None,
+        reduction: Reduction = "mean", *, sample_weight: ArrayLike | None = None,
+        n_threads: int | None = None,
 ) -> LossValue:
     """Binary cross-entropy on probabilities, as
     ``torch.nn.functional.binary_cross_entropy``; each log is clamped at
@@ -630,7 +701,7 @@ def binary_cross_entropy(
         Probabilities in [0, 1], any shape.
     target : array_like, float
         Probabilities in [0, 1], the input's shape.
-    weight, size_average, reduce, reduction, n_threads
+    weight, size_average, reduce, reduction, sample_weight, n_threads
         As in `binary_cross_entropy_with_logits`.
 
     Returns
@@ -646,7 +717,8 @@ def binary_cross_entropy(
     0.1643
     """
     return _binary_loss(False, input, target, weight, size_average, reduce, reduction,
-                        want_grad=False, n_threads=n_threads)
+                        want_grad=False, sample_weight=sample_weight,
+                        n_threads=n_threads)
 
 
 @overload
@@ -654,34 +726,38 @@ def binary_cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: None = ..., reduce: None = ...,
         reduction: Literal["mean", "sum"] = ..., *, grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[np.floating[Any], FloatArray]: ...
 @overload
 def binary_cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: bool | None = ..., reduce: bool | None = ..., *,
         reduction: Literal["none"], grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 @overload
 def binary_cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
         size_average: bool | None = ..., reduce: bool | None = ...,
         reduction: Reduction = ..., *, grad_output: ArrayLike | None = ...,
-        out: FloatArray | None = ..., n_threads: int | None = ...,
+        out: FloatArray | None = ..., sample_weight: ArrayLike | None = ...,
+        n_threads: int | None = ...,
 ) -> tuple[LossValue, FloatArray]: ...
 def binary_cross_entropy_and_grad(
         input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
         size_average: bool | None = None, reduce: bool | None = None,
         reduction: Reduction = "mean", *, grad_output: ArrayLike | None = None,
-        out: FloatArray | None = None, n_threads: int | None = None,
+        out: FloatArray | None = None, sample_weight: ArrayLike | None = None,
+        n_threads: int | None = None,
 ) -> tuple[LossValue, FloatArray]:
     """`binary_cross_entropy` and its gradient with respect to ``input``
     (PyTorch's: ``w * g * (p - y) / max((1 - p) * p, 1e-12)``).
 
     Parameters
     ----------
-    input, target, weight, size_average, reduce, reduction, n_threads
+    input, target, weight, size_average, reduce, reduction, sample_weight, n_threads
         As in `binary_cross_entropy`.
     grad_output, out
         As in `cross_entropy_and_grad`.
@@ -701,6 +777,7 @@ def binary_cross_entropy_and_grad(
     """
     return _binary_loss(False, input, target, weight, size_average, reduce, reduction,
                         want_grad=True, grad_output=grad_output, out=out,
+                        sample_weight=sample_weight,
                         n_threads=n_threads)
 
 

@@ -88,23 +88,25 @@ class CrossEntropyLoss(_Loss):
         self.softcap: float | None = v.softcap_value(softcap)
 
     def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None,
                  n_threads: int | None = None) -> LossValue:
         """The loss, as `fastce.cross_entropy`."""
         return F.cross_entropy(input, target, self.weight, None, self.ignore_index, None,
                                self.reduction, self.label_smoothing, axis=self.axis,
                                z_loss=self.z_loss, softcap=self.softcap,
-                               n_threads=n_threads)
+                               sample_weight=sample_weight, n_threads=n_threads)
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
                       grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
+                      *, sample_weight: ArrayLike | None = None,
+                      n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.cross_entropy_and_grad`."""
         return F.cross_entropy_and_grad(input, target, self.weight, None,
                                         self.ignore_index, None, self.reduction,
                                         self.label_smoothing, axis=self.axis,
                                         z_loss=self.z_loss, softcap=self.softcap,
                                         grad_output=grad_output, out=out,
-                                        n_threads=n_threads)
+                                        sample_weight=sample_weight, n_threads=n_threads)
 
 
 class NLLLoss(_Loss):
@@ -130,18 +132,22 @@ class NLLLoss(_Loss):
         self.axis = dim if axis is None else axis
 
     def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None,
                  n_threads: int | None = None) -> LossValue:
         """The loss, as `fastce.nll_loss`."""
         return F.nll_loss(input, target, self.weight, None, self.ignore_index, None,
-                          self.reduction, axis=self.axis, n_threads=n_threads)
+                          self.reduction, axis=self.axis,
+                          sample_weight=sample_weight, n_threads=n_threads)
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
                       grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
+                      *, sample_weight: ArrayLike | None = None,
+                      n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.nll_loss_and_grad`."""
         return F.nll_loss_and_grad(input, target, self.weight, None, self.ignore_index,
                                    None, self.reduction, axis=self.axis,
-                                   grad_output=grad_output, out=out, n_threads=n_threads)
+                                   grad_output=grad_output, out=out,
+                                   sample_weight=sample_weight, n_threads=n_threads)
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -166,19 +172,23 @@ class BCEWithLogitsLoss(_Loss):
         self.pos_weight = _frozen(pos_weight)
 
     def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None,
                  n_threads: int | None = None) -> LossValue:
         """The loss, as `fastce.binary_cross_entropy_with_logits`."""
         return F.binary_cross_entropy_with_logits(input, target, self.weight, None, None,
                                                   self.reduction, self.pos_weight,
+                                                  sample_weight=sample_weight,
                                                   n_threads=n_threads)
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
                       grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
+                      *, sample_weight: ArrayLike | None = None,
+                      n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.binary_cross_entropy_with_logits_and_grad`."""
         return F.binary_cross_entropy_with_logits_and_grad(
             input, target, self.weight, None, None, self.reduction, self.pos_weight,
-            grad_output=grad_output, out=out, n_threads=n_threads)
+            grad_output=grad_output, out=out,
+            sample_weight=sample_weight, n_threads=n_threads)
 
 
 class BCELoss(_Loss):
@@ -199,15 +209,19 @@ class BCELoss(_Loss):
         self.weight = _frozen(weight)
 
     def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None,
                  n_threads: int | None = None) -> LossValue:
         """The loss, as `fastce.binary_cross_entropy`."""
         return F.binary_cross_entropy(input, target, self.weight, None, None,
-                                      self.reduction, n_threads=n_threads)
+                                      self.reduction,
+                                      sample_weight=sample_weight, n_threads=n_threads)
 
     def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
                       grad_output: ArrayLike | None = None, out: FloatArray | None = None,
-                      *, n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
+                      *, sample_weight: ArrayLike | None = None,
+                      n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
         """Loss and gradient, as `fastce.binary_cross_entropy_and_grad`."""
         return F.binary_cross_entropy_and_grad(input, target, self.weight, None, None,
                                                self.reduction, grad_output=grad_output,
-                                               out=out, n_threads=n_threads)
+                                               out=out, sample_weight=sample_weight,
+                                               n_threads=n_threads)
