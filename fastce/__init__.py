@@ -2,7 +2,8 @@
 arrays, with PyTorch's semantics, in Cython + OpenMP.
 
 Layout: ``functional`` (the public functions), ``losses`` (loss objects),
-``class_weights`` (per-class weights for imbalanced data), ``linear``
+``class_weights`` (per-class weights for imbalanced data), ``focal``
+(focal losses), ``linear``
 (the fused linear + cross-entropy output layer), ``_validation``
 (input checks), ``_config`` (threads, build information),
 ``_kernels`` (typed Cython kernels over C SIMD primitives), ``__main__``
@@ -27,6 +28,7 @@ from fastce.functional import (
     nll_loss_and_grad,
     softmax,
 )
+from fastce.focal import FocalLoss, focal_loss, focal_loss_and_grad
 from fastce.linear import (
     LinearCrossEntropyLoss,
     linear_cross_entropy,
@@ -42,6 +44,7 @@ __all__ = [
     "log_softmax", "softmax", "logsumexp",
     "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss",
     "class_weights",
+    "focal_loss", "focal_loss_and_grad", "FocalLoss",
     "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
     "get_num_threads", "set_num_threads", "show_config",
 ]

@@ -150,6 +150,33 @@ def class_weight(weight, n_cls: int, dtype: np.dtype):
     return w, float(np.sum(w, dtype=np.float64))
 
 
+def focal_gamma_value(gamma) -> float:
+    """The focal loss's focusing exponent: a finite float >= 0."""
+    try:
+        g = float(gamma)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma must be a float >= 0, got {gamma!r}") from None
+    if not (math.isfinite(g) and g >= 0.0):
+        raise ValueError(f"gamma must be a finite float >= 0, got {g}")
+    return g
+
+
+def focal_alpha_values(alpha, n_cls: int, dtype: np.dtype) -> Optional[np.ndarray]:
+    """The focal loss's per-class factors: None, or (C,) finite, cast to the
+    kernels' dtype."""
+    if alpha is None:
+        return None
+    a = np.asarray(alpha)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"alpha must be a real numeric array, got dtype {a.dtype}")
+    if a.shape != (n_cls,):
+        raise ValueError(f"alpha should be a 1D array of shape ({n_cls},) (one per "
+                         f"class), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("alpha must be finite")
+    return c_aligned(a, dtype)
+
+
 def label_smoothing_value(label_smoothing) -> float:
     try:
         eps = float(label_smoothing)
@@ -421,6 +448,8 @@ class ClassLossProblem:
     z_loss: float                 # + z_loss * w[target] * lse^2 per position
     softcap: Optional[float]      # logits -> softcap * tanh(logits / softcap) first
     sample_weight: Optional[np.ndarray]  # float64 per position (flat), or None
+    focal_gamma: Optional[float]         # softmax focal loss instead of CE, or None
+    focal_alpha: Optional[np.ndarray]    # its (C,) class factors, kernels' dtype
     loss_out: Optional[np.ndarray]    # per-position losses (reduction="none")
     # with a gradient only:
     grad_output: Optional[float]      # scalar upstream gradient (None: per position)
@@ -436,7 +465,7 @@ class ClassLossProblem:
 def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                        reduction, label_smoothing, axis, dim, *, nll: bool,
                        want_grad: bool, z_loss=0.0, softcap=None, grad_output=None,
-                       out=None, sample_weight=None) -> ClassLossProblem:
+                       out=None, sample_weight=None, focal=None) -> ClassLossProblem:
     """Validate and normalise the arguments of cross_entropy / nll_loss and
     their ``_and_grad`` variants; every error is raised before anything is
     written."""
@@ -450,6 +479,11 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
     eps = 0.0 if nll else label_smoothing_value(label_smoothing)
     z = 0.0 if nll else z_loss_value(z_loss)
     cap = None if nll else softcap_value(softcap)
+    if focal is not None and kind != "index":
+        raise TypeError(f"focal_loss takes class-index targets (integers of the input's "
+                        f"shape without the class axis), got a target of dtype "
+                        f"{t.dtype} and shape {t.shape}")
+    gamma = None if focal is None else focal_gamma_value(focal[0])
     if kind == "prob" and ignore >= 0:
         raise ValueError(
             f"ignore_index={ignore} does not apply to probability targets "
@@ -476,7 +510,9 @@ def prepare_class_loss(input, target, weight, size_average, ignore_index, reduce
         reduction=reduction, nll=nll, index_targets=kind == "index", target=t_kernel,
         weight=w,
         weight_total=w_total, ignore_index=ignore, label_smoothing=eps, z_loss=z,
-        softcap=cap, sample_weight=sw,
+        softcap=cap, sample_weight=sw, focal_gamma=gamma,
+        focal_alpha=None if focal is None else focal_alpha_values(focal[1], layout.n_cls,
+                                                                  kdt),
         loss_out=(np.empty(layout.n_positions, dtype=kdt)
                   if reduction == "none" or sw is not None else None),
         grad_output=go, gout=None if gout is None else gout.reshape(-1),

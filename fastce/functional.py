@@ -146,7 +146,8 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
         else:
             loss_sum, denominator, bad = _cross_entropy.cross_entropy_index(
                 data, pb.target, pb.weight, pb.weight_total, pb.ignore_index,
-                pb.label_smoothing, *pb.shape3, z_loss=pb.z_loss, **kwargs)
+                pb.label_smoothing, *pb.shape3, z_loss=pb.z_loss,
+                focal_gamma=pb.focal_gamma, focal_alpha=pb.focal_alpha, **kwargs)
         if bad >= 0:
             v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
     else:
@@ -169,12 +170,13 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
 
 def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduction,
                 label_smoothing, axis, dim, *, nll, want_grad, z_loss=0.0, softcap=None,
-                grad_output=None, out=None, sample_weight=None, n_threads=None):
+                grad_output=None, out=None, sample_weight=None, focal=None,
+                n_threads=None):
     pb = v.prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                               reduction, label_smoothing, axis, dim, nll=nll,
                               want_grad=want_grad, z_loss=z_loss, softcap=softcap,
                               grad_output=grad_output, out=out,
-                              sample_weight=sample_weight)
+                              sample_weight=sample_weight, focal=focal)
     loss_sum, denominator = _class_sums(pb, n_threads)
     loss = _reduce(pb.reduction, loss_sum, denominator, pb.loss_out,
                    pb.layout.batch_shape, pb.result_dtype)

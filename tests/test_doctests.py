@@ -23,6 +23,7 @@ DOCUMENTED_MODULES = [
     "fastce._config",
     "fastce.class_weights",
     "fastce.linear",
+    "fastce.focal",
 ]
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

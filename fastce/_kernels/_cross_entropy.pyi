@@ -13,8 +13,10 @@ _Indices = NDArray[np.int32] | NDArray[np.int64]
 def cross_entropy_index(
     x: _Floats, target: _Indices, weight: _Floats | None, weight_total: float,
     ignore_index: int, label_smoothing: float, outer: int, n_cls: int, inner: int, *,
-    z_loss: float = 0.0, loss_out: _Floats | None = None, grad: _Floats | None = None,
-    gout: NDArray[np.float64] | None = None, gscale: float = 1.0, n_threads: int = 1,
+    z_loss: float = 0.0, focal_gamma: float | None = None,
+    focal_alpha: _Floats | None = None, loss_out: _Floats | None = None,
+    grad: _Floats | None = None, gout: NDArray[np.float64] | None = None,
+    gscale: float = 1.0, n_threads: int = 1,
 ) -> tuple[float, float, int]: ...
 def nll(
     x: _Floats, target: _Indices, weight: _Floats | None, ignore_index: int, outer: int,

@@ -353,6 +353,9 @@ cdef fce_class_args _class_args(Py_ssize_t n_cls, object target, object soft_tar
     pb.weight_total = weight_total
     pb.eps = eps
     pb.z_loss = z_loss
+    pb.focal = 0
+    pb.focal_gamma = 0.0
+    pb.focal_alpha = NULL
     pb.loss_out = <void *> _data(loss_out)
     pb.grad = <void *> _data(grad)
     pb.gout = <const double *> _data(gout)
@@ -402,7 +405,8 @@ cdef tuple _run(cnp.ndarray x, fce_class_args *pb, Py_ssize_t outer, Py_ssize_t 
 def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
                         double weight_total, long long ignore_index, double label_smoothing,
                         Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner, *,
-                        double z_loss=0.0, object loss_out=None, object grad=None,
+                        double z_loss=0.0, object focal_gamma=None, object focal_alpha=None,
+                        object loss_out=None, object grad=None,
                         object gout=None, double gscale=1.0, int n_threads=1):
     """Cross-entropy with class-index targets over an (outer, C, inner)
     C-contiguous ``x`` (IN) and ``target`` (IN, int32/int64, outer*inner).
@@ -410,8 +414,11 @@ def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
     ``weight`` (IN): (C,) of x's dtype or None.  ``loss_out`` (OUT): x's dtype,
     one per position, or None.  ``grad`` (OUT): x's shape and dtype (may be x)
     or None.  ``gout`` (IN): float64 per-position upstream gradient or None.
-    ``z_loss``: adds z_loss * w[target] * lse^2 per position.  ``n_threads``:
-    the most threads to use (never more than the tiles).
+    ``z_loss``: adds z_loss * w[target] * lse^2 per position.
+    ``focal_gamma`` (a float >= 0, or None): the softmax focal loss instead,
+    -alpha[t] w[t] (1 - p_t)^gamma log p_t per position, with ``focal_alpha``
+    (IN): (C,) of x's dtype or None (label_smoothing and z_loss must be 0).
+    ``n_threads``: the most threads to use (never more than the tiles).
 
     Returns (sum of losses, sum of target weights, first invalid flat
     position or -1); the sums are float64, added in tile order.
@@ -419,6 +426,10 @@ def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
     cdef fce_class_args pb = _class_args(n_cls, target, None, weight, weight_total,
                                          ignore_index, label_smoothing, z_loss, loss_out,
                                          grad, gout, gscale)
+    if focal_gamma is not None:
+        pb.focal = 1
+        pb.focal_gamma = focal_gamma
+        pb.focal_alpha = _data(focal_alpha)
     return _run(x, &pb, outer, n_cls, inner, CROSS_ENTROPY_INDEX, n_threads)
 
 

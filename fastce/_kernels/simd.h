@@ -35,6 +35,9 @@ typedef struct {
     double weight_total;      /* sum of the class weights (C without them) */
     double eps;               /* label smoothing */
     double z_loss;            /* z-loss coefficient: + z_loss w lse^2 per position */
+    int focal;                /* softmax focal loss (index targets; eps and z_loss 0) */
+    double focal_gamma;       /* its focusing exponent, >= 0 */
+    const void *focal_alpha;  /* its (C,) class factors alpha, or NULL */
     void *loss_out;           /* per-position loss, or NULL */
     void *grad;               /* gradient in x's layout (may be x), or NULL */
     const double *gout;       /* per-position upstream gradient, or NULL */

@@ -200,6 +200,48 @@ static FCE_ALWAYS_INLINE double FN(index_loss_impl)(
 }
 
 
+/* The softmax focal loss (Lin et al. 2017) of positions first..first+np_:
+ *   f = -alpha_t w_t (1 - p_t)^gamma log p_t,  with u = -log p_t = lse - x_t,
+ * 1 - p_t = -expm1(-u) (exact as p_t -> 1) and 0 at ignored positions.
+ * Its gradient is k (softmax - onehot) with
+ *   k = alpha_t w_t (1 - p_t)^gamma (1 + gamma p_t u / (1 - p_t)),
+ * cross-entropy's with w_t replaced by k: so, with a gradient, d->wt takes k
+ * and the usual coefficient and target fix write it.  u / (1 - p_t) -> 1 as
+ * p_t -> 1, so gamma < 1 meets no 0 * inf.  One scalar loop per position
+ * (the elements' work is the log-sum-exp's, shared with cross-entropy).
+ * Returns the loss sum; d's weight sum (of w_t) and first bad position as
+ * the decoder gives them. */
+static double FN(focal_losses)(const T *x, npy_intp np_, npy_intp ps, npy_intp cs,
+                               const fce_class_args *a, npy_intp first, fce_targets *d,
+                               const double *shift, const double *logsum)
+{
+    T *loss_out = a->loss_out ? (T *)a->loss_out + first : NULL;
+    const T *alpha = (const T *)a->focal_alpha;
+    const double gamma = a->focal_gamma;
+    double loss_sum = 0.0;
+    FN(decode_targets)(a, first, np_, d, 1);
+    for (npy_intp p = 0; p < np_; p++) {
+        const npy_intp c = d->cls[p];
+        if (c < 0) {
+            if (loss_out) loss_out[p] = 0;
+            continue;
+        }
+        double u = logsum[p] - ((double)x[p * ps + c * cs] - shift[p]);
+        if (u < 0.0) u = 0.0;          /* p_t rounded above 1 */
+        const double q = -expm1(-u), pt = exp(-u);
+        const double mod = gamma == 0.0 ? 1.0 : pow(q, gamma);
+        const double at = alpha ? (double)alpha[c] : 1.0;
+        const double f = d->wt[p] * at * mod * u;
+        loss_sum += f;
+        if (loss_out) loss_out[p] = (T)f;
+        if (a->grad) {
+            const double ratio = q > 0.0 ? u / q : 1.0;
+            d->wt[p] = d->wt[p] * at * mod * (1.0 + gamma * pt * ratio);
+        }
+    }
+    return loss_sum;
+}
+
 /* The losses of positions first..first+np_ (into a->loss_out when given)
  * and d's weight sum and first bad position (flat); when the call has a
  * gradient, the targets decoded into d and the coefficients read from them.  Returns the loss sum.  x,
@@ -234,11 +276,15 @@ static FCE_NOINLINE double FN(index_finish)(const T *x, npy_intp np_, npy_intp p
     FN(index_coef_impl)(np_, d, gout, hg, a->gscale, keep, smooth, a->weight_total, \
                         hz, a->z_loss, shift, logsum, coef, beta)
     double loss;
-    /* the loss loop gives the weight sum: the decoder need not */
-    if (a->grad) FN(decode_targets)(a, first, np_, d, 0);
-    if (w) loss = a->eps > 0 ? FCE_LOSS_BY_Z(1, 1) : FCE_LOSS_BY_Z(1, 0);
-    else loss = a->eps > 0 ? FCE_LOSS_BY_Z(0, 1) : FCE_LOSS_BY_Z(0, 0);
-    if (d->bad >= 0) d->bad += first;
+    if (a->focal) {
+        loss = FN(focal_losses)(x, np_, ps, cs, a, first, d, shift, logsum);
+    } else {
+        /* the loss loop gives the weight sum: the decoder need not */
+        if (a->grad) FN(decode_targets)(a, first, np_, d, 0);
+        if (w) loss = a->eps > 0 ? FCE_LOSS_BY_Z(1, 1) : FCE_LOSS_BY_Z(1, 0);
+        else loss = a->eps > 0 ? FCE_LOSS_BY_Z(0, 1) : FCE_LOSS_BY_Z(0, 0);
+        if (d->bad >= 0) d->bad += first;
+    }
     if (a->grad) {
         if (a->z_loss != 0) {
             if (gout) FCE_COEF(1, 1); else FCE_COEF(0, 1);
