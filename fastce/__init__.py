@@ -28,7 +28,14 @@ from fastce.functional import (
     nll_loss_and_grad,
     softmax,
 )
-from fastce.focal import FocalLoss, focal_loss, focal_loss_and_grad
+from fastce.focal import (
+    FocalLoss,
+    SigmoidFocalLoss,
+    focal_loss,
+    focal_loss_and_grad,
+    sigmoid_focal_loss,
+    sigmoid_focal_loss_and_grad,
+)
 from fastce.linear import (
     LinearCrossEntropyLoss,
     linear_cross_entropy,
@@ -45,6 +52,7 @@ __all__ = [
     "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss",
     "class_weights",
     "focal_loss", "focal_loss_and_grad", "FocalLoss",
+    "sigmoid_focal_loss", "sigmoid_focal_loss_and_grad", "SigmoidFocalLoss",
     "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
     "get_num_threads", "set_num_threads", "show_config",
 ]

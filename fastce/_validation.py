@@ -161,6 +161,18 @@ def focal_gamma_value(gamma) -> float:
     return g
 
 
+def sigmoid_focal_values(alpha, gamma) -> tuple[float, float]:
+    """(alpha, gamma) of the sigmoid focal loss: alpha a finite float (< 0
+    turns the alpha factor off, as in torchvision), gamma as `focal_gamma_value`."""
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a float, got {alpha!r}") from None
+    if not math.isfinite(a):
+        raise ValueError(f"alpha must be finite, got {a}")
+    return a, focal_gamma_value(gamma)
+
+
 def focal_alpha_values(alpha, n_cls: int, dtype: np.dtype) -> Optional[np.ndarray]:
     """The focal loss's per-class factors: None, or (C,) finite, cast to the
     kernels' dtype."""

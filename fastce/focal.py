@@ -6,7 +6,9 @@ The softmax focal loss runs in the cross-entropy kernels themselves: it needs
 each position's log-sum-exp and target logit, which they compute anyway, and
 its gradient is cross-entropy's with a per-position factor (see
 ``focal_losses`` in ``_kernels/simd_index.h``), so loss and gradient come from
-one pass over the input, as for `fastce.cross_entropy_and_grad`.
+one pass over the input, as for `fastce.cross_entropy_and_grad`.  The sigmoid
+focal loss (torchvision's) is its own elementwise kernel beside the binary
+cross-entropies (``sigmoid_focal`` in ``_kernels/simd_binary.h``).
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from fastce import functional as F
 from fastce.functional import FloatArray, LossValue, Reduction
 from fastce.losses import _frozen, _Loss
 
-__all__ = ["focal_loss", "focal_loss_and_grad", "FocalLoss"]
+__all__ = ["focal_loss", "focal_loss_and_grad", "FocalLoss", "sigmoid_focal_loss",
+           "sigmoid_focal_loss_and_grad", "SigmoidFocalLoss"]
 
 
 def focal_loss(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
@@ -167,3 +170,139 @@ class FocalLoss(_Loss):
         return focal_loss_and_grad(input, target, grad_output=grad_output, out=out,
                                    sample_weight=sample_weight, n_threads=n_threads,
                                    **self._kwargs())
+
+
+def sigmoid_focal_loss(input: ArrayLike, target: ArrayLike, alpha: float = 0.25,
+                       gamma: float = 2.0, reduction: Reduction = "none", *,
+                       weight: ArrayLike | None = None,
+                       sample_weight: ArrayLike | None = None,
+                       n_threads: int | None = None) -> LossValue:
+    """The sigmoid focal loss of RetinaNet, as
+    ``torchvision.ops.sigmoid_focal_loss``: per element, with
+    ``p = sigmoid(input)``,
+    ``ce * (1 - p_t)**gamma * alpha_t``, where ``ce`` is
+    `fastce.binary_cross_entropy_with_logits`'s loss,
+    ``p_t = p y + (1 - p)(1 - y)`` and ``alpha_t = alpha y + (1 - alpha)(1 - y)``.
+
+    Parameters
+    ----------
+    input : array_like, float
+        Logits, any shape.
+    target : array_like, float
+        Targets of the input's shape (0 / 1 labels, or soft targets in [0, 1]).
+    alpha : float, default 0.25
+        Weight of the positives (1 - alpha for the negatives); a negative
+        value turns the factor off, as in torchvision.
+    gamma : float >= 0, default 2
+        The focusing exponent; 0 with ``alpha < 0`` is BCE-with-logits.
+    reduction : {"none", "mean", "sum"}, default "none" (torchvision's)
+        The mean divides by the number of elements (by ``sum(s)`` with
+        ``sample_weight``).
+    weight : array_like, optional
+        Broadcasts to the input, multiplied in (not in torchvision).
+    sample_weight, n_threads
+        As in `fastce.binary_cross_entropy_with_logits`.
+
+    Returns
+    -------
+    loss : ndarray of the input's shape for reduction="none", else a numpy
+        scalar of the input's dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastce import sigmoid_focal_loss
+    >>> x = np.array([[2.0, -1.0], [0.5, 3.0]])
+    >>> y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> np.round(sigmoid_focal_loss(x, y), 4).tolist()
+    [[0.0005, 0.017], [0.2831, 0.0]]
+    """
+    return F._binary_loss(True, input, target, weight, None, None, reduction,
+                          want_grad=False, sample_weight=sample_weight,
+                          focal=(alpha, gamma), n_threads=n_threads)
+
+
+def sigmoid_focal_loss_and_grad(input: ArrayLike, target: ArrayLike, alpha: float = 0.25,
+                                gamma: float = 2.0, reduction: Reduction = "none", *,
+                                weight: ArrayLike | None = None,
+                                sample_weight: ArrayLike | None = None,
+                                grad_output: ArrayLike | None = None,
+                                out: FloatArray | None = None,
+                                n_threads: int | None = None,
+                                ) -> tuple[LossValue, FloatArray]:
+    """`sigmoid_focal_loss` and its gradient with respect to ``input``, from
+    one pass: ``w alpha_t m**gamma [(p - y) + gamma ce (1 - 2y) p (1 - p) / m]``
+    per element with ``m = 1 - p_t``.
+
+    Parameters
+    ----------
+    input, target, alpha, gamma, reduction, weight, sample_weight, n_threads
+        As in `sigmoid_focal_loss`.
+    grad_output, out
+        As in `fastce.binary_cross_entropy_with_logits_and_grad`.
+
+    Returns
+    -------
+    loss : as `sigmoid_focal_loss`
+    grad : ndarray of the input's shape and dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastce import sigmoid_focal_loss_and_grad
+    >>> x = np.array([[2.0, -1.0], [0.5, 3.0]])
+    >>> y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> loss, grad = sigmoid_focal_loss_and_grad(x, y, reduction="sum")
+    >>> np.round(grad, 4).tolist()
+    [[-0.0012, 0.0394], [0.3946, -0.0001]]
+    """
+    return F._binary_loss(True, input, target, weight, None, None, reduction,
+                          want_grad=True, grad_output=grad_output, out=out,
+                          sample_weight=sample_weight, focal=(alpha, gamma),
+                          n_threads=n_threads)
+
+
+class SigmoidFocalLoss(_Loss):
+    """The sigmoid focal loss as a loss object (configuration only; it
+    pickles).  Parameters are those of `fastce.sigmoid_focal_loss`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastce import SigmoidFocalLoss
+    >>> loss_fn = SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction="mean")
+    >>> x = np.array([[2.0, -1.0], [0.5, 3.0]])
+    >>> y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> round(float(loss_fn(x, y)), 4)
+    0.0751
+    """
+
+    _fields = ("alpha", "gamma", "reduction", "weight")
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0,
+                 reduction: Reduction = "none", *,
+                 weight: ArrayLike | None = None) -> None:
+        super().__init__(None, None, reduction)
+        self.alpha, self.gamma = v.sigmoid_focal_values(alpha, gamma)
+        self.weight = _frozen(weight)
+
+    def _kwargs(self) -> dict:
+        return dict(alpha=self.alpha, gamma=self.gamma, reduction=self.reduction,
+                    weight=self.weight)
+
+    def __call__(self, input: ArrayLike, target: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None,
+                 n_threads: int | None = None) -> LossValue:
+        """The loss, as `fastce.sigmoid_focal_loss`."""
+        return sigmoid_focal_loss(input, target, sample_weight=sample_weight,
+                                  n_threads=n_threads, **self._kwargs())
+
+    def loss_and_grad(self, input: ArrayLike, target: ArrayLike,
+                      grad_output: ArrayLike | None = None,
+                      out: Optional[FloatArray] = None, *,
+                      sample_weight: ArrayLike | None = None,
+                      n_threads: int | None = None) -> tuple[LossValue, FloatArray]:
+        """Loss and gradient, as `fastce.sigmoid_focal_loss_and_grad`."""
+        return sigmoid_focal_loss_and_grad(input, target, grad_output=grad_output,
+                                           out=out, sample_weight=sample_weight,
+                                           n_threads=n_threads, **self._kwargs())

@@ -501,7 +501,7 @@ axis, dim, sample_weight, n_threads
 
 def _binary_loss(logits, input, target, weight, size_average, reduce, reduction,
                  pos_weight=None, *, want_grad, grad_output=None, out=None,
-                 sample_weight=None, n_threads=None):
+                 sample_weight=None, focal=None, n_threads=None):
     pb = v.prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
                                pos_weight, want_grad=want_grad, grad_output=grad_output,
                                out=out, sample_weight=sample_weight)
@@ -509,7 +509,11 @@ def _binary_loss(logits, input, target, weight, size_average, reduce, reduction,
     kwargs = dict(weight=pb.weight, gout=pb.gout,
                   gscale=_grad_scale(pb.grad_output, pb.reduction, pb.denominator),
                   loss_out=pb.loss_out, grad=pb.grad, n_threads=n_threads)
-    if logits:
+    if focal is not None:       # the sigmoid focal loss, on logits
+        alpha, gamma = v.sigmoid_focal_values(*focal)
+        loss_sum = _binary.sigmoid_focal(pb.data, pb.target, pb.rows, pb.cols,
+                                         alpha=alpha, gamma=gamma, **kwargs)
+    elif logits:
         loss_sum = _binary.bce_logits(pb.data, pb.target, pb.rows, pb.cols,
                                       pos_weight=pb.pos_weight, **kwargs)
     else:

@@ -191,3 +191,114 @@ def test_errors_write_nothing():
     with pytest.raises(IndexError):
         fastce.focal_loss_and_grad(x, np.array([0, 1, 3, 1]), out=out)
     assert not out.any()
+
+
+# ------------------------------------------------------ sigmoid focal --
+
+def _torchvision_sigmoid_focal():
+    """torchvision.ops.sigmoid_focal_loss, or None where torchvision is not
+    installed or does not load beside this torch (a wheel built for another
+    torch fails at import with a RuntimeError)."""
+    try:
+        from torchvision.ops import sigmoid_focal_loss
+    except Exception:  # noqa: BLE001 - any failure to load means: no oracle
+        return None
+    return sigmoid_focal_loss
+
+
+def _torch_sigmoid_focal(torch, X, Y, alpha, gamma):
+    """torchvision 2.x's formula, written out in torch (its documented
+    semantics; torchvision's own function is checked too when it loads)."""
+    p = torch.sigmoid(X)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(X, Y, reduction="none")
+    p_t = p * Y + (1 - p) * (1 - Y)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * Y + (1 - alpha) * (1 - Y)) * loss
+    return loss
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 0.5), (0.8, 0.0), (0.5, 3.0)])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("shape", [(40, 3), (7,), (2, 3, 5), (1, 20000)])
+def test_sigmoid_against_torch(dtype, alpha, gamma, reduction, shape):
+    torch = pytest.importorskip("torch")
+    x = (RNG.normal(size=shape) * 4).astype(dtype)
+    y = RNG.uniform(0, 1, shape)
+    y.reshape(-1)[::2] = np.round(y.reshape(-1)[::2])       # hard and soft targets
+    y = y.astype(dtype)
+    X = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
+    Y = torch.tensor(np.asarray(y, np.float64))
+    per = _torch_sigmoid_focal(torch, X, Y, alpha, gamma)
+    ref = {"none": per, "mean": per.mean(), "sum": per.sum()}[reduction]
+    go = RNG.normal(size=shape) if reduction == "none" else 0.7
+    ref.backward(torch.tensor(np.broadcast_to(go, ref.shape).copy()))
+    loss, grad = fastce.sigmoid_focal_loss_and_grad(x, y, alpha, gamma, reduction,
+                                                    grad_output=go)
+    tol = dict(rtol=2e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-11,
+                                                                       atol=1e-13)
+    np.testing.assert_allclose(np.asarray(loss, np.float64), ref.detach().numpy(), **tol)
+    np.testing.assert_allclose(grad, X.grad.numpy(), **tol)
+    assert np.array_equal(fastce.sigmoid_focal_loss(x, y, alpha, gamma, reduction), loss)
+    tv = _torchvision_sigmoid_focal()
+    if tv is not None:
+        np.testing.assert_allclose(
+            np.asarray(loss, np.float64),
+            tv(X.detach(), Y, alpha=alpha, gamma=gamma, reduction=reduction).numpy(), **tol)
+
+
+def test_sigmoid_gamma_zero_is_bce_and_weights():
+    x = RNG.normal(size=(20, 4)) * 3
+    y = RNG.uniform(0, 1, (20, 4))
+    w = RNG.uniform(0.5, 2, 4)
+    s = RNG.uniform(0, 2, (20, 1))
+    a = fastce.sigmoid_focal_loss_and_grad(x, y, -1.0, 0.0, "mean", weight=w,
+                                           sample_weight=s)
+    b = fastce.binary_cross_entropy_with_logits_and_grad(x, y, w, sample_weight=s)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-13)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-12, atol=1e-15)
+
+
+def test_sigmoid_finite_differences_and_limits():
+    x = RNG.normal(size=(4, 3)) * 2
+    y = RNG.uniform(0, 1, (4, 3))
+    kw = dict(alpha=0.3, gamma=0.7, reduction="sum")
+    _, grad = fastce.sigmoid_focal_loss_and_grad(x, y, **kw)
+    h = 1e-6
+    num = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        num[i] = (fastce.sigmoid_focal_loss(xp, y, **kw)
+                  - fastce.sigmoid_focal_loss(xm, y, **kw)) / (2 * h)
+    np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-9)
+    # confident and infinite logits: the limits, never NaN
+    xe = np.array([40.0, -40.0, np.inf, -np.inf, 800.0])
+    ye = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    for gamma in (0.3, 2.0):
+        loss, g = fastce.sigmoid_focal_loss_and_grad(xe, ye, 0.25, gamma)
+        assert np.isfinite(loss).all() and np.isfinite(g).all()
+        assert (np.asarray(loss) < 1e-17).all() and (np.abs(g) < 1e-17).all()
+
+
+def test_sigmoid_loss_object_threads_and_errors():
+    fn = fastce.SigmoidFocalLoss(alpha=0.4, gamma=1.0, reduction="sum")
+    assert pickle.loads(pickle.dumps(fn)) == fn and "alpha=0.4" in repr(fn)
+    x = RNG.normal(size=(3000, 40)).astype(np.float32)
+    y = (RNG.uniform(size=(3000, 40)) < 0.1).astype(np.float32)
+    ref = fastce.sigmoid_focal_loss_and_grad(x, y, 0.4, 1.0, "sum", n_threads=1)
+    two = fn.loss_and_grad(x, y, n_threads=2)
+    assert ref[0] == two[0] and np.array_equal(ref[1], two[1])
+    assert fn(x, y, n_threads=2) == ref[0]
+    out = np.zeros_like(x)
+    for bad in (dict(gamma=-1.0), dict(gamma=math.nan), dict(alpha=math.inf),
+                dict(alpha="a")):
+        with pytest.raises(ValueError, match="alpha|gamma"):
+            fastce.sigmoid_focal_loss_and_grad(x, y, out=out, **bad)
+        with pytest.raises(ValueError, match="alpha|gamma"):
+            fastce.SigmoidFocalLoss(**bad)
+    with pytest.raises(ValueError, match="Target size"):
+        fastce.sigmoid_focal_loss_and_grad(x, y[:10], out=out)
+    assert not out.any()

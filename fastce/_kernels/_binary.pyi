@@ -22,5 +22,10 @@ def bce_probs(
     gout: _Operand | None = None, gscale: float = 1.0, loss_out: _Floats | None = None,
     grad: _Floats | None = None, n_threads: int = 1,
 ) -> float: ...
+def sigmoid_focal(
+    x: _Floats, y: _Floats, rows: int, cols: int, *, alpha: float, gamma: float,
+    weight: _Operand | None = None, gout: _Operand | None = None, gscale: float = 1.0,
+    loss_out: _Floats | None = None, grad: _Floats | None = None, n_threads: int = 1,
+) -> float: ...
 # the flat index of the first element of x outside [0, 1] (-1: none)
 def first_outside_unit(x: _Floats, rows: int, cols: int, *, n_threads: int = 1) -> int: ...

@@ -15,7 +15,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
 
 from fastce._kernels._runtime cimport (
-    floating, simd_bce_logits, simd_bce_prob, simd_first_outside_unit)
+    floating, simd_bce_logits, simd_bce_prob, simd_first_outside_unit, simd_sigmoid_focal)
 from fastce._kernels._tiles cimport (
     BinaryTiling, binary_tile_span, make_binary_tiling, threads_for, tile_chunk)
 
@@ -25,6 +25,7 @@ cdef enum Loss:
     # what a call computes on each tile
     BCE_LOGITS
     BCE_PROBS
+    SIGMOID_FOCAL
     CHECK_UNIT      # the first element of x outside [0, 1]
 
 
@@ -38,6 +39,7 @@ cdef struct BinaryArgs:
     bint flat             # every operand reads alike over whole rows as a span
     Operand weight, pos_weight, gout
     double gscale
+    double alpha, gamma   # the sigmoid focal loss's
     void *loss_out        # OUT x's shape, or NULL
     void *grad            # OUT x's shape (may be x), or NULL
     double *tile_loss     # OUT per tile
@@ -93,6 +95,9 @@ cdef void _tile(const floating *x, const floating *y, const BinaryArgs *pb,
             total += simd_bce_logits(x + off, y + off, n, w, pb.weight.col_step, pw,
                                      pb.pos_weight.col_step, lo, g, go, pb.gout.col_step,
                                      gscale)
+        elif loss == SIGMOID_FOCAL:
+            total += simd_sigmoid_focal(x + off, y + off, n, w, pb.weight.col_step, lo, g,
+                                        go, pb.gout.col_step, gscale, pb.alpha, pb.gamma)
         else:
             total += simd_bce_prob(x + off, y + off, n, w, pb.weight.col_step, lo, g, go,
                                    pb.gout.col_step, gscale)
@@ -124,7 +129,8 @@ cdef Operand _operand(object spec):
 
 cdef object _run(Loss loss, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
                  Py_ssize_t cols, object weight, object pos_weight, object gout,
-                 double gscale, object loss_out, object grad, int n_threads):
+                 double gscale, object loss_out, object grad, int n_threads,
+                 double alpha=0.0, double gamma=0.0):
     """Tile the call, run it with at most one thread per tile; returns the
     float64 loss sum in tile order, or for CHECK_UNIT the first bad flat
     index (-1: none)."""
@@ -136,6 +142,8 @@ cdef object _run(Loss loss, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
     pb.flat = (_flat(&pb.weight, cols) and _flat(&pb.pos_weight, cols)
                and _flat(&pb.gout, cols))
     pb.gscale = gscale
+    pb.alpha = alpha
+    pb.gamma = gamma
     pb.loss_out = NULL if loss_out is None else cnp.PyArray_DATA(<cnp.ndarray> loss_out)
     pb.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray> grad)
     cdef Py_ssize_t n = bt.n_tiles if bt.n_tiles > 0 else 1
@@ -196,6 +204,16 @@ def bce_probs(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, *,
     [0, 1] first, `first_outside_unit`); arguments as in `bce_logits`."""
     return _run(BCE_PROBS, x, y, rows, cols, weight, None, gout, gscale, loss_out, grad,
                 n_threads)
+
+
+def sigmoid_focal(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, *,
+                  double alpha, double gamma, object weight=None, object gout=None,
+                  double gscale=1.0, object loss_out=None, object grad=None,
+                  int n_threads=1):
+    """torchvision's sigmoid focal loss on logits ``x`` against targets
+    ``y`` (alpha < 0: no alpha factor); other arguments as in `bce_logits`."""
+    return _run(SIGMOID_FOCAL, x, y, rows, cols, weight, None, gout, gscale, loss_out,
+                grad, n_threads, alpha, gamma)
 
 
 def first_outside_unit(cnp.ndarray x, Py_ssize_t rows, Py_ssize_t cols, *,

@@ -98,6 +98,10 @@ typedef struct {
         double (*bce_prob)(const T *p, const T *y, fce_intp n, const T *w,       \
                            fce_intp ws, T *loss_out, T *grad, const T *gout,     \
                            fce_intp gos, T gscale);                              \
+        double (*sigmoid_focal)(const T *x, const T *y, fce_intp n, const T *w,  \
+                                fce_intp ws, T *loss_out, T *grad,               \
+                                const T *gout, fce_intp gos, T gscale,           \
+                                double alpha, double gamma);                     \
         fce_intp (*first_outside_unit)(const T *v, fce_intp n);                  \
     } fce_kernels_##DT;
 

@@ -119,6 +119,47 @@ static double FN(bce_prob)(const T *p, const T *y, npy_intp n, const T *w, npy_i
     return total;
 }
 
+/* The sigmoid focal loss of torchvision.ops.sigmoid_focal_loss (Lin et al.
+ * 2017), per element with p = sigmoid(x):
+ *   l = w a_t m^gamma ce,  ce = BCE-with-logits(x, y),
+ *   m = 1 - p_t = (1 - y) p + y (1 - p),  a_t = alpha y + (1 - alpha)(1 - y)
+ * (a_t = 1 when alpha < 0).  Its gradient:
+ *   dl/dx = w a_t m^gamma [(p - y) + gamma ce (1 - 2 y) p (1 - p) / m]
+ * where p (1 - p) / m lies in [0, 1] (m is a mean of p and 1 - p), so
+ * gamma < 1 meets no 0 * inf; it is 0 where m is 0 (there ce is 0 too).
+ * sigmoid(+-x) and softplus come from exp(-|x|), as in bce_logits; a zero
+ * coefficient drops its softplus term, so x = +-inf gives the limits.
+ * A scalar loop: pow per element. */
+static double FN(sigmoid_focal)(const T *x, const T *y, npy_intp n, const T *w,
+                                npy_intp ws, T *loss_out, T *grad, const T *gout,
+                                npy_intp gos, T gscale, double alpha, double gamma)
+{
+    double total = 0.0;
+    for (npy_intp i = 0; i < n; i++) {
+        const double xi = (double)x[i], yi = (double)y[i];
+        const double wi = w ? (double)w[i * ws] : 1.0;
+        const double ax = fabs(xi), e = exp(-ax), l1p = log1p(e);
+        const double inv = 1.0 / (1.0 + e);
+        const double p = xi >= 0 ? inv : e * inv, q = xi >= 0 ? e * inv : inv;
+        const double c_neg = 1.0 - yi, c_pos = yi;
+        const double t_neg = c_neg == 0 ? 0.0 : c_neg * ((xi > 0 ? xi : 0.0) + l1p);
+        const double t_pos = c_pos == 0 ? 0.0 : c_pos * ((xi < 0 ? ax : 0.0) + l1p);
+        const double ce = xi != xi ? xi : t_neg + t_pos;
+        const double m = c_neg * p + c_pos * q;
+        const double mod = gamma == 0.0 ? 1.0 : pow(m, gamma);
+        const double at = alpha >= 0 ? alpha * yi + (1.0 - alpha) * (1.0 - yi) : 1.0;
+        const double l = wi * at * mod * ce;
+        if (loss_out) loss_out[i] = (T)l;
+        total += (double)(T)l;
+        if (grad) {
+            const double r = m > 0 ? p * q / m : 0.0;
+            const double d = (c_neg * p - c_pos * q) + gamma * ce * (1.0 - 2.0 * yi) * r;
+            grad[i] = (T)((double)gscale * (double)gout[i * gos] * wi * at * mod * d);
+        }
+    }
+    return total;
+}
+
 /* Index of the first value outside [0, 1] (NaN included), or -1. */
 static npy_intp FN(first_outside_unit)(const T *v, npy_intp n)
 {

@@ -75,7 +75,7 @@
 static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
     FN(tile_lse), FN(tile_wdot), FN(tile_prob), FN(tile_grad), FN(tile_log_softmax),
     FN(index_decode), FN(index_finish), FN(index_fix), FN(tile_index), FN(tile_nll),
-    FN(bce_logits), FN(bce_prob), FN(first_outside_unit),
+    FN(bce_logits), FN(bce_prob), FN(sigmoid_focal), FN(first_outside_unit),
 };
 
 #undef FN
