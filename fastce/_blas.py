@@ -45,7 +45,7 @@ def logits_gemm(h: np.ndarray, W: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = h @ W.T`` for C-contiguous ``h`` (n, D), ``W`` (V, D) and
     ``out`` (n, V) of one dtype; returns ``out``."""
     gemm = _scipy_gemms().get(out.dtype)
-    if gemm is None:
+    if gemm is None or h.size == 0 or W.size == 0:   # SciPy's wrappers reject empty sizes
         return np.matmul(h, W.T, out=out)
     # Fortran's view: out.T (V, n) = W (V, D) @ h.T (D, n), W passed as W.T with trans_a
     res = gemm(1.0, W.T, h.T, trans_a=1, c=out.T, overwrite_c=1)
@@ -61,7 +61,7 @@ def input_grad_gemm(G: np.ndarray, W: np.ndarray, out: np.ndarray) -> np.ndarray
     between the two leaves one's worker threads spinning while the other's
     run (measured: 2 threads no faster than 1 on a (2048, 512) x 32768 head)."""
     gemm = _scipy_gemms().get(out.dtype)
-    if gemm is None:
+    if gemm is None or G.size == 0 or W.size == 0:
         return np.matmul(G, W, out=out)
     # Fortran's view: out.T (D, n) = W.T (D, V) @ G.T (V, n)
     res = gemm(1.0, W.T, G.T, c=out.T, overwrite_c=1)
@@ -78,7 +78,7 @@ def accumulate_gram(acc: np.ndarray, G: np.ndarray, h: np.ndarray, *, first: boo
     one dtype.  Without SciPy, ``scratch`` (acc's shape and dtype) takes the
     product before it is added."""
     gemm = _scipy_gemms().get(acc.dtype)
-    if gemm is not None:
+    if gemm is not None and acc.size and G.size and h.size:
         # Fortran's view of the C-ordered arrays: acc.T (D, V) = h.T (D, n) @ G (n, V),
         # with G passed as the Fortran matrix G.T (V, n) and trans_b.
         res = gemm(1.0, h.T, G.T, beta=0.0 if first else 1.0, c=acc.T, trans_b=1,

@@ -758,7 +758,8 @@ def prepare_linear_loss(input, linear_weight, target, linear_bias, weight, reduc
         raise ValueError(f"linear_bias shape {b.shape} does not match linear_weight "
                          f"shape {W.shape}: expected ({V},)")
     p.result_dtype, p.input_shape = result_dtype, x.shape
-    p.W, p.b = W, b
+    # the GEMMs read W in its C layout (SciPy would copy another one per chunk)
+    p.W, p.b = np.ascontiguousarray(W), b
     p.batch_shape = x.shape[:-1]
     p.N, p.D, p.V = math.prod(p.batch_shape), D, V
     logits_shape = p.batch_shape + (V,)

@@ -299,8 +299,9 @@ def _materialised(x, W, b, t, **kw):
                                      grad_output=go, **kw)
     if ce_axis != 1:
         G = np.moveaxis(G, 1, -1)
-    G2 = G.reshape(-1, W.shape[0])
-    h = x.reshape(-1, x.shape[-1])
+    n_tok = math.prod(x.shape[:-1])       # explicit: -1 is ambiguous for empty shapes
+    G2 = G.reshape(n_tok, W.shape[0])
+    h = x.reshape(n_tok, x.shape[-1])
     return (loss, (G2 @ W).reshape(x.shape), G2.T @ h,
             None if b is None else G2.sum(0))
 
@@ -798,3 +799,38 @@ def test_n_threads_without_threadpoolctl_warns(monkeypatch):
     with pytest.warns(RuntimeWarning, match="threadpoolctl"):
         got = linear_cross_entropy(x, W, t, linear_bias=b, n_threads=1)
     assert got == ref
+
+
+@pytest.mark.parametrize("scipy_gemm", [True, False])
+@pytest.mark.parametrize("n,d,v", [(n, d, v) for n in (0, 1, 3) for d in (0, 1, 2)
+                                   for v in (0, 1, 3)])
+def test_empty_dimensions(n, d, v, scipy_gemm, monkeypatch):
+    """Zero tokens, features or classes: the GEMM helpers fall back to
+    NumPy (SciPy's wrappers reject empty sizes), results as materialised."""
+    from fastce import _blas
+    if not scipy_gemm:
+        monkeypatch.setattr(_blas, "_gemm_by_dtype", {})
+    rng = np.random.default_rng(n * 100 + d * 10 + v)
+    x = rng.standard_normal((n, d))
+    W = rng.standard_normal((v, d))
+    b = rng.standard_normal(v)
+    t = (rng.dirichlet(np.ones(v), n) if v else np.zeros((n, 0)))
+    for reduction in ("mean", "sum", "none"):
+        ref = _materialised(x, W, b, t, reduction=reduction)
+        got = linear_cross_entropy_and_grad(x, W, t, linear_bias=b, reduction=reduction,
+                                            chunk_size=2)
+        for a, r in zip(got, ref):
+            np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+            assert np.shape(a) == np.shape(r)
+
+
+def test_fortran_ordered_weight():
+    x, W, b, t, w = make_case(41, np.float64, batch=(20,), n_ignored=3, weighted=True)
+    Wf = np.asfortranarray(W)
+    ref = linear_cross_entropy_and_grad(x, W, t, linear_bias=b, weight=w, chunk_size=6)
+    got = linear_cross_entropy_and_grad(x, Wf, t, linear_bias=b, weight=w, chunk_size=6)
+    for a, r in zip(got, ref):
+        np.testing.assert_allclose(a, r, rtol=1e-13, atol=1e-14)
+    p = linear_module._prepare(x, Wf, t, b, w, "mean", None, 0.0, 0.0, None, 6,
+                               want_grad=True)
+    assert p.W.flags.c_contiguous       # copied once per call, not per chunk
