@@ -41,6 +41,14 @@ def has_inplace_gemm(dtype) -> bool:
     return np.dtype(dtype) in _scipy_gemms()
 
 
+def _gemm_into(gemm, out: np.ndarray, a: np.ndarray, b: np.ndarray, **kw) -> None:
+    """SciPy's ``gemm`` into ``out.T``, the Fortran view of C-ordered ``out``,
+    in place; should f2py have copied, the result is kept anyway."""
+    res = gemm(1.0, a, b, c=out.T, overwrite_c=1, **kw)
+    if not np.shares_memory(res, out):
+        out[...] = res.T
+
+
 def logits_gemm(h: np.ndarray, W: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = h @ W.T`` for C-contiguous ``h`` (n, D), ``W`` (V, D) and
     ``out`` (n, V) of one dtype; returns ``out``."""
@@ -48,9 +56,7 @@ def logits_gemm(h: np.ndarray, W: np.ndarray, out: np.ndarray) -> np.ndarray:
     if gemm is None or h.size == 0 or W.size == 0:   # SciPy's wrappers reject empty sizes
         return np.matmul(h, W.T, out=out)
     # Fortran's view: out.T (V, n) = W (V, D) @ h.T (D, n), W passed as W.T with trans_a
-    res = gemm(1.0, W.T, h.T, trans_a=1, c=out.T, overwrite_c=1)
-    if not np.shares_memory(res, out):
-        out[...] = res.T
+    _gemm_into(gemm, out, W.T, h.T, trans_a=1)
     return out
 
 
@@ -64,9 +70,7 @@ def input_grad_gemm(G: np.ndarray, W: np.ndarray, out: np.ndarray) -> np.ndarray
     if gemm is None or G.size == 0 or W.size == 0:
         return np.matmul(G, W, out=out)
     # Fortran's view: out.T (D, n) = W.T (D, V) @ G.T (V, n)
-    res = gemm(1.0, W.T, G.T, c=out.T, overwrite_c=1)
-    if not np.shares_memory(res, out):
-        out[...] = res.T
+    _gemm_into(gemm, out, W.T, G.T)
     return out
 
 
@@ -81,10 +85,7 @@ def accumulate_gram(acc: np.ndarray, G: np.ndarray, h: np.ndarray, *, first: boo
     if gemm is not None and acc.size and G.size and h.size:
         # Fortran's view of the C-ordered arrays: acc.T (D, V) = h.T (D, n) @ G (n, V),
         # with G passed as the Fortran matrix G.T (V, n) and trans_b.
-        res = gemm(1.0, h.T, G.T, beta=0.0 if first else 1.0, c=acc.T, trans_b=1,
-                   overwrite_c=1)
-        if not np.shares_memory(res, acc):     # f2py copied: keep the result anyway
-            acc[...] = res.T
+        _gemm_into(gemm, acc, h.T, G.T, beta=0.0 if first else 1.0, trans_b=1)
         return
     if first:
         np.matmul(G.T, h, out=acc)

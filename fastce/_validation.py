@@ -150,17 +150,6 @@ def class_weight(weight, n_cls: int, dtype: np.dtype):
     return w, float(np.sum(w, dtype=np.float64))
 
 
-def focal_gamma_value(gamma) -> float:
-    """The focal loss's focusing exponent: a finite float >= 0."""
-    try:
-        g = float(gamma)
-    except (TypeError, ValueError):
-        raise ValueError(f"gamma must be a float >= 0, got {gamma!r}") from None
-    if not (math.isfinite(g) and g >= 0.0):
-        raise ValueError(f"gamma must be a finite float >= 0, got {g}")
-    return g
-
-
 def sigmoid_focal_values(alpha, gamma) -> tuple[float, float]:
     """(alpha, gamma) of the sigmoid focal loss: alpha a finite float (< 0
     turns the alpha factor off, as in torchvision), gamma as `focal_gamma_value`."""
@@ -200,15 +189,25 @@ def label_smoothing_value(label_smoothing) -> float:
     return eps
 
 
+def _nonnegative_float(value, name: str) -> float:
+    """``value`` as a finite float >= 0, else ValueError naming ``name``."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a float >= 0, got {value!r}") from None
+    if not (math.isfinite(f) and f >= 0.0):
+        raise ValueError(f"{name} must be a finite float >= 0, got {f}")
+    return f
+
+
 def z_loss_value(z_loss) -> float:
     """The z-loss coefficient: a finite float >= 0."""
-    try:
-        z = float(z_loss)
-    except (TypeError, ValueError):
-        raise ValueError(f"z_loss must be a float >= 0, got {z_loss!r}") from None
-    if not (math.isfinite(z) and z >= 0.0):
-        raise ValueError(f"z_loss must be a finite float >= 0, got {z}")
-    return z
+    return _nonnegative_float(z_loss, "z_loss")
+
+
+def focal_gamma_value(gamma) -> float:
+    """The focal loss's focusing exponent: a finite float >= 0."""
+    return _nonnegative_float(gamma, "gamma")
 
 
 def softcap_value(softcap) -> Optional[float]:

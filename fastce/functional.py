@@ -127,6 +127,7 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
     if want_grad and sw is not None:
         gout = sw if gout is None else sw * gout
     gscale = 1.0
+    sw_denominator = None     # the mean's with sample weights, once targets are valid
     if pb.index_targets:
         if want_grad:
             # the denominator and target validation come before any write
@@ -136,7 +137,7 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
             if bad >= 0:
                 v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
             if sw is not None:
-                denominator = _sample_weighted_denominator(pb, sw)
+                denominator = sw_denominator = _sample_weighted_denominator(pb, sw)
             gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
         kwargs = dict(loss_out=pb.loss_out, grad=pb.grad, gout=gout, gscale=gscale,
                       n_threads=n_threads)
@@ -152,6 +153,7 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
             v.raise_bad_target(pb.target, bad, layout, pb.ignore_index)
     else:
         denominator = layout.n_positions if sw is None else float(sw.sum())
+        sw_denominator = denominator
         if want_grad:
             gscale = _grad_scale(pb.grad_output, pb.reduction, denominator)
         loss_sum = _cross_entropy.cross_entropy_prob(
@@ -161,7 +163,8 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
     if want_grad and pb.softcap is not None:
         _soft_cap_backward(pb.grad, data, pb.softcap)
     if sw is not None:
-        denominator = _sample_weighted_denominator(pb, sw)
+        denominator = (sw_denominator if sw_denominator is not None
+                       else _sample_weighted_denominator(pb, sw))
         loss_sum = float(np.dot(sw, pb.loss_out.astype(np.float64)))
         if pb.reduction == "none":
             np.multiply(pb.loss_out, sw, out=pb.loss_out, casting="unsafe")
