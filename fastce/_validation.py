@@ -467,6 +467,11 @@ class ClassLossProblem:
     gout: Optional[np.ndarray]        # float64 per-position upstream gradient
     grad: Optional[np.ndarray]        # where the kernel writes the gradient
     out: Optional[np.ndarray]         # the user's out= (validated), or None
+    # with a Hessian too (fastce.boosting): its diagonal is written here,
+    # max(hess_scale * d2l/dx2, hess_floor)
+    hess: Optional[np.ndarray] = None
+    hess_scale: float = 1.0
+    hess_floor: float = -math.inf
 
     @property
     def shape3(self) -> tuple:

@@ -109,7 +109,8 @@ def _sample_weighted_denominator(pb: v.ClassLossProblem, sw) -> float:
 def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
     """Run the kernels of a validated cross-entropy / NLL call: (float64 loss
     sum, the mean's denominator); per-position losses go to ``pb.loss_out``
-    and the gradient to ``pb.grad``.  ``overwrite_input`` lets a soft cap
+    and the gradient to ``pb.grad`` (the Hessian's diagonal to ``pb.hess``,
+    class-index targets only).  ``overwrite_input`` lets a soft cap
     reuse the input's buffer (the linear layer's scratch logits).
 
     Sample weights ride on the kernels' per-position gradient factor and
@@ -145,6 +146,9 @@ def _class_sums(pb: v.ClassLossProblem, n_threads, *, overwrite_input=False):
             loss_sum, denominator, bad = _cross_entropy.nll(
                 data, pb.target, pb.weight, pb.ignore_index, *pb.shape3, **kwargs)
         else:
+            if pb.hess is not None:
+                kwargs.update(hess=pb.hess, hess_scale=pb.hess_scale,
+                              hess_floor=pb.hess_floor)
             loss_sum, denominator, bad = _cross_entropy.cross_entropy_index(
                 data, pb.target, pb.weight, pb.weight_total, pb.ignore_index,
                 pb.label_smoothing, *pb.shape3, z_loss=pb.z_loss,

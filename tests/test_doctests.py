@@ -24,6 +24,7 @@ DOCUMENTED_MODULES = [
     "fastce.class_weights",
     "fastce.linear",
     "fastce.focal",
+    "fastce.boosting",
 ]
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

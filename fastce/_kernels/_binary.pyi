@@ -28,4 +28,10 @@ def sigmoid_focal(
     loss_out: _Floats | None = None, grad: _Floats | None = None, n_threads: int = 1,
 ) -> float: ...
 # the flat index of the first element of x outside [0, 1] (-1: none)
+def grad_hess(
+    x: _Floats, y: _Floats, rows: int, cols: int, *, grad: _Floats, hess: _Floats,
+    hess_scale: float, hess_floor: float, weight: _Operand | None = None,
+    pos_weight: _Operand | None = None, focal: tuple[float, float] | None = None,
+    n_threads: int = 1,
+) -> None: ...
 def first_outside_unit(x: _Floats, rows: int, cols: int, *, n_threads: int = 1) -> int: ...

@@ -15,7 +15,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
 
 from fastce._kernels._runtime cimport (
-    floating, simd_bce_logits, simd_bce_prob, simd_first_outside_unit, simd_sigmoid_focal)
+    floating, simd_bce_logits, simd_bce_prob, simd_binary_grad_hess, simd_first_outside_unit,
+    simd_sigmoid_focal)
 from fastce._kernels._tiles cimport (
     BinaryTiling, binary_tile_span, make_binary_tiling, threads_for, tile_chunk)
 
@@ -26,6 +27,7 @@ cdef enum Loss:
     BCE_LOGITS
     BCE_PROBS
     SIGMOID_FOCAL
+    GRAD_HESS       # gradient and Hessian (boosting): BCE with logits, or focal
     CHECK_UNIT      # the first element of x outside [0, 1]
 
 
@@ -40,6 +42,9 @@ cdef struct BinaryArgs:
     Operand weight, pos_weight, gout
     double gscale
     double alpha, gamma   # the sigmoid focal loss's
+    bint focal            # GRAD_HESS of the sigmoid focal loss (else BCE with logits)
+    double hess_scale, hess_floor
+    void *hess            # OUT x's shape (GRAD_HESS), or NULL
     void *loss_out        # OUT x's shape, or NULL
     void *grad            # OUT x's shape (may be x), or NULL
     double *tile_loss     # OUT per tile
@@ -95,6 +100,11 @@ cdef void _tile(const floating *x, const floating *y, const BinaryArgs *pb,
             total += simd_bce_logits(x + off, y + off, n, w, pb.weight.col_step, pw,
                                      pb.pos_weight.col_step, lo, g, go, pb.gout.col_step,
                                      gscale)
+        elif loss == GRAD_HESS:
+            simd_binary_grad_hess(x + off, y + off, n, w, pb.weight.col_step, pw,
+                                  pb.pos_weight.col_step, g,
+                                  (<floating *> pb.hess) + off, pb.hess_scale,
+                                  pb.hess_floor, pb.focal, pb.alpha, pb.gamma)
         elif loss == SIGMOID_FOCAL:
             total += simd_sigmoid_focal(x + off, y + off, n, w, pb.weight.col_step, lo, g,
                                         go, pb.gout.col_step, gscale, pb.alpha, pb.gamma)
@@ -130,7 +140,8 @@ cdef Operand _operand(object spec):
 cdef object _run(Loss loss, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
                  Py_ssize_t cols, object weight, object pos_weight, object gout,
                  double gscale, object loss_out, object grad, int n_threads,
-                 double alpha=0.0, double gamma=0.0):
+                 double alpha=0.0, double gamma=0.0, object hess=None,
+                 double hess_scale=1.0, double hess_floor=0.0, bint focal=False):
     """Tile the call, run it with at most one thread per tile; returns the
     float64 loss sum in tile order, or for CHECK_UNIT the first bad flat
     index (-1: none)."""
@@ -144,6 +155,10 @@ cdef object _run(Loss loss, cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows,
     pb.gscale = gscale
     pb.alpha = alpha
     pb.gamma = gamma
+    pb.focal = focal
+    pb.hess_scale = hess_scale
+    pb.hess_floor = hess_floor
+    pb.hess = NULL if hess is None else cnp.PyArray_DATA(<cnp.ndarray> hess)
     pb.loss_out = NULL if loss_out is None else cnp.PyArray_DATA(<cnp.ndarray> loss_out)
     pb.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray> grad)
     cdef Py_ssize_t n = bt.n_tiles if bt.n_tiles > 0 else 1
@@ -214,6 +229,23 @@ def sigmoid_focal(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols
     ``y`` (alpha < 0: no alpha factor); other arguments as in `bce_logits`."""
     return _run(SIGMOID_FOCAL, x, y, rows, cols, weight, None, gout, gscale, loss_out,
                 grad, n_threads, alpha, gamma)
+
+
+def grad_hess(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, *,
+              cnp.ndarray grad, cnp.ndarray hess, double hess_scale, double hess_floor,
+              object weight=None, object pos_weight=None, object focal=None,
+              int n_threads=1):
+    """Gradient and Hessian of the logistic objectives (boosting) into
+    ``grad`` and ``hess`` (OUT, x's shape and dtype; grad may be x, hess not):
+    BCE with logits (``weight``, ``pos_weight`` as in `bce_logits`), or with
+    ``focal=(alpha, gamma)`` the sigmoid focal loss.  The Hessian is
+    ``max(hess_scale * d2l/dx2, hess_floor)``."""
+    cdef double alpha = 0.0, gamma = 0.0
+    if focal is not None:
+        alpha, gamma = focal
+    _run(GRAD_HESS, x, y, rows, cols, weight, None if focal is not None else pos_weight,
+         None, 1.0, None, grad, n_threads, alpha, gamma, hess, hess_scale, hess_floor,
+         focal is not None)
 
 
 def first_outside_unit(cnp.ndarray x, Py_ssize_t rows, Py_ssize_t cols, *,

@@ -15,7 +15,8 @@ def cross_entropy_index(
     ignore_index: int, label_smoothing: float, outer: int, n_cls: int, inner: int, *,
     z_loss: float = 0.0, focal_gamma: float | None = None,
     focal_alpha: _Floats | None = None, loss_out: _Floats | None = None,
-    grad: _Floats | None = None, gout: NDArray[np.float64] | None = None,
+    grad: _Floats | None = None, hess: _Floats | None = None, hess_scale: float = 1.0,
+    hess_floor: float = ..., gout: NDArray[np.float64] | None = None,
     gscale: float = 1.0, n_threads: int = 1,
 ) -> tuple[float, float, int]: ...
 def nll(

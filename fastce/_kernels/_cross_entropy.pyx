@@ -42,6 +42,7 @@ from fastce._kernels._runtime cimport (
     FCE_TILE_MAX, fce_class_args, fce_targets, floating, simd_index_decode,
     simd_index_finish, simd_index_fix, simd_tile_grad, simd_tile_index, simd_tile_lse,
     simd_tile_nll, simd_tile_prob, simd_tile_wdot)
+from libc.math cimport INFINITY
 from fastce._kernels._tiles cimport (
     Split, Tiling, chunk_start, tile_chunk, combine_chunks, make_split, make_tiling,
     threads_for, tile_start, use_split, SPLIT_MAX_ROWS)
@@ -358,6 +359,9 @@ cdef fce_class_args _class_args(Py_ssize_t n_cls, object target, object soft_tar
     pb.focal_alpha = NULL
     pb.loss_out = <void *> _data(loss_out)
     pb.grad = <void *> _data(grad)
+    pb.hess = NULL
+    pb.hess_scale = 1.0
+    pb.hess_floor = -INFINITY
     pb.gout = <const double *> _data(gout)
     pb.gscale = gscale
     pb.tile_loss = NULL
@@ -372,7 +376,7 @@ cdef tuple _run(cnp.ndarray x, fce_class_args *pb, Py_ssize_t outer, Py_ssize_t 
     most one thread per tile, and return the per-tile sums added in tile
     order: (loss sum, target-weight sum, first bad flat position or -1)."""
     cdef bint split = ((step == CROSS_ENTROPY_INDEX or step == CROSS_ENTROPY_PROB)
-                       and use_split(outer, n_cls, inner))
+                       and pb.hess == NULL and use_split(outer, n_cls, inner))
     cdef Tiling tl = make_tiling(outer, n_cls, inner)
     cdef Split sp = make_split(outer, n_cls)
     cdef Py_ssize_t n_tiles = 1 if split else max(tl.n_tiles, 1)
@@ -406,7 +410,8 @@ def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
                         double weight_total, long long ignore_index, double label_smoothing,
                         Py_ssize_t outer, Py_ssize_t n_cls, Py_ssize_t inner, *,
                         double z_loss=0.0, object focal_gamma=None, object focal_alpha=None,
-                        object loss_out=None, object grad=None,
+                        object loss_out=None, object grad=None, object hess=None,
+                        double hess_scale=1.0, double hess_floor=-INFINITY,
                         object gout=None, double gscale=1.0, int n_threads=1):
     """Cross-entropy with class-index targets over an (outer, C, inner)
     C-contiguous ``x`` (IN) and ``target`` (IN, int32/int64, outer*inner).
@@ -418,6 +423,8 @@ def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
     ``focal_gamma`` (a float >= 0, or None): the softmax focal loss instead,
     -alpha[t] w[t] (1 - p_t)^gamma log p_t per position, with ``focal_alpha``
     (IN): (C,) of x's dtype or None (label_smoothing and z_loss must be 0).
+    ``hess`` (OUT, with ``grad``; z_loss 0): x's shape and dtype, not x --
+    the Hessian's diagonal, ``max(hess_scale * d2l/dx2, hess_floor)``.
     ``n_threads``: the most threads to use (never more than the tiles).
 
     Returns (sum of losses, sum of target weights, first invalid flat
@@ -430,6 +437,10 @@ def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
         pb.focal = 1
         pb.focal_gamma = focal_gamma
         pb.focal_alpha = _data(focal_alpha)
+    if hess is not None:
+        pb.hess = <void *> _data(hess)
+        pb.hess_scale = hess_scale
+        pb.hess_floor = hess_floor
     return _run(x, &pb, outer, n_cls, inner, CROSS_ENTROPY_INDEX, n_threads)
 
 

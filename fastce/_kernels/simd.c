@@ -4,6 +4,7 @@
  * variants, so the build needs no per-file flags and a wheel built anywhere
  * runs on any x86-64 CPU.  Other compilers / CPUs get the baseline only.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include <stdlib.h>

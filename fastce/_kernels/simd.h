@@ -40,6 +40,9 @@ typedef struct {
     const void *focal_alpha;  /* its (C,) class factors alpha, or NULL */
     void *loss_out;           /* per-position loss, or NULL */
     void *grad;               /* gradient in x's layout (may be x), or NULL */
+    void *hess;               /* with grad: the Hessian's diagonal in x's layout, or NULL */
+    double hess_scale;        /* its factor (2: XGBoost's, C / (C - 1): LightGBM's) */
+    double hess_floor;        /* its lower bound after the factor (-inf: none) */
     const double *gout;       /* per-position upstream gradient, or NULL */
     double gscale;            /* scalar factor of the gradient */
     double *tile_loss;        /* per tile: sum of its losses */
@@ -102,6 +105,10 @@ typedef struct {
                                 fce_intp ws, T *loss_out, T *grad,               \
                                 const T *gout, fce_intp gos, T gscale,           \
                                 double alpha, double gamma);                     \
+        void (*binary_grad_hess)(const T *x, const T *y, fce_intp n, const T *w, \
+                                 fce_intp ws, const T *pw, fce_intp pws,         \
+                                 T *grad, T *hess, double hscale, double hfloor, \
+                                 int focal, double alpha, double gamma);         \
         fce_intp (*first_outside_unit)(const T *v, fce_intp n);                  \
     } fce_kernels_##DT;
 

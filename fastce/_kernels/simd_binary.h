@@ -160,6 +160,93 @@ static double FN(sigmoid_focal)(const T *x, const T *y, npy_intp n, const T *w,
     return total;
 }
 
+/* Gradient and Hessian of the logistic objectives (boosting), per element:
+ * BCE with logits, l = w [(1 - y) softplus(x) + pw y softplus(-x)], has
+ *   g = w [(1 - y) sigmoid(x) - pw y sigmoid(-x)],
+ *   h = w [(1 - y) + pw y] sigmoid(x) sigmoid(-x);
+ * the sigmoid focal loss l = w a_t m^gamma ce (sigmoid_focal) has
+ *   g = w a_t m^gamma D,  D = (p - y) + gamma ce (1 - 2y) r,
+ *   h = w a_t m^gamma [p (1 - p) + 2 gamma (1 - 2y) r (p - y)
+ *       + gamma (gamma - 1) (1 - 2y)^2 r^2 ce + gamma (1 - 2y)(1 - 2p) r ce]
+ * with r = p (1 - p) / m in [0, 1] (0 where m is 0, where m^gamma or gamma
+ * zeroes every term it enters), so gamma < 1 meets no 0 * inf.  The focal
+ * h is negative where the loss is concave (confidently wrong elements).
+ * h is then scaled by hscale and bounded below by hfloor (-inf: none).
+ * The plain loop is vectorised; the focal one is scalar (pow). */
+static FCE_ALWAYS_INLINE void FN(logistic_grad_hess_impl)(
+    const T *x, const T *y, npy_intp n, const T *w, npy_intp ws, const T *pw,
+    npy_intp pws, T *grad, T *hess, T hs, T floor_, const int has_w, const int has_pw)
+{
+#pragma omp simd
+    for (npy_intp i = 0; i < n; i++) {
+        const T xi = x[i], yi = y[i];
+        const T wi = has_w ? w[i * ws] : (T)1;
+        const T pwi = has_pw ? pw[i * pws] : (T)1;
+        const T e = FN(exp_nonpos)(xi >= 0 ? -xi : xi);
+        const T inv = (T)1 / ((T)1 + e);
+        const T sig_x = xi >= 0 ? inv : e * inv;
+        const T sig_negx = xi >= 0 ? e * inv : inv;
+        const T c_neg = (T)1 - yi, c_pos = pwi * yi;
+        const T d = c_neg * sig_x - c_pos * sig_negx;
+        T hv = (c_neg + c_pos) * (sig_x * sig_negx);
+        if (has_w) hv = wi * hv;
+        hv = hs * hv;
+        grad[i] = has_w ? wi * d : d;
+        hess[i] = hv < floor_ ? floor_ : hv;   /* NaN stays NaN */
+    }
+}
+
+static FCE_ALWAYS_INLINE void FN(sigmoid_focal_grad_hess)(
+    const T *x, const T *y, npy_intp n, const T *w, npy_intp ws, T *grad, T *hess,
+    double hscale, double hfloor, double alpha, double gamma)
+{
+    for (npy_intp i = 0; i < n; i++) {
+        const double xi = (double)x[i], yi = (double)y[i];
+        const double wi = w ? (double)w[i * ws] : 1.0;
+        const double ax = fabs(xi), e = exp(-ax), l1p = log1p(e);
+        const double inv = 1.0 / (1.0 + e);
+        const double p = xi >= 0 ? inv : e * inv, q = xi >= 0 ? e * inv : inv;
+        const double c_neg = 1.0 - yi, c_pos = yi;
+        const double t_neg = c_neg == 0 ? 0.0 : c_neg * ((xi > 0 ? xi : 0.0) + l1p);
+        const double t_pos = c_pos == 0 ? 0.0 : c_pos * ((xi < 0 ? ax : 0.0) + l1p);
+        const double ce = xi != xi ? xi : t_neg + t_pos;
+        const double m = c_neg * p + c_pos * q;
+        const double mod = gamma == 0.0 ? 1.0 : pow(m, gamma);
+        const double at = alpha >= 0 ? alpha * yi + (1.0 - alpha) * (1.0 - yi) : 1.0;
+        const double r = m > 0 ? p * q / m : 0.0;
+        const double s = 1.0 - 2.0 * yi, pq = p * q;
+        const double d = (c_neg * p - c_pos * q) + gamma * ce * s * r;
+        const double curv = pq + 2.0 * gamma * s * r * (c_neg * p - c_pos * q)
+                            + gamma * (gamma - 1.0) * (s * s) * (r * r) * ce
+                            + gamma * s * (q - p) * r * ce;
+        const double hv = hscale * (wi * at * mod * curv);
+        grad[i] = (T)(wi * at * mod * d);
+        hess[i] = (T)(hv < hfloor ? hfloor : hv);
+    }
+}
+
+/* x, y, w (step ws, 0: broadcast), pw (step pws) as in bce_logits; writes
+ * grad and hess (x's layout).  focal: the sigmoid focal loss with alpha,
+ * gamma (pw unused); else BCE with logits. */
+static void FN(binary_grad_hess)(const T *x, const T *y, npy_intp n, const T *w,
+                                 npy_intp ws, const T *pw, npy_intp pws, T *grad, T *hess,
+                                 double hscale, double hfloor, int focal, double alpha,
+                                 double gamma)
+{
+    const T hs = (T)hscale, floor_ = (T)hfloor;
+    if (focal)
+        FN(sigmoid_focal_grad_hess)(x, y, n, w, ws, grad, hess, hscale, hfloor, alpha,
+                                    gamma);
+    else if (w && pw)
+        FN(logistic_grad_hess_impl)(x, y, n, w, ws, pw, pws, grad, hess, hs, floor_, 1, 1);
+    else if (w)
+        FN(logistic_grad_hess_impl)(x, y, n, w, ws, pw, pws, grad, hess, hs, floor_, 1, 0);
+    else if (pw)
+        FN(logistic_grad_hess_impl)(x, y, n, w, ws, pw, pws, grad, hess, hs, floor_, 0, 1);
+    else
+        FN(logistic_grad_hess_impl)(x, y, n, w, ws, pw, pws, grad, hess, hs, floor_, 0, 0);
+}
+
 /* Index of the first value outside [0, 1] (NaN included), or -1. */
 static npy_intp FN(first_outside_unit)(const T *v, npy_intp n)
 {

@@ -218,6 +218,109 @@ static void FN(tile_grad)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp 
 }
 #undef FCE_GRAD_VARIANTS
 
+/* The gradient with the Hessian's diagonal, for boosting objectives:
+ *   g[p, c] = a[p] q - w[c] beta[p],
+ *   h[p, c] = max(hs (a[p] q (1 - q) + psi[p] q^2), floor)
+ * with q = softmax[p, c].  The loss -sum_c t_c log softmax_c has the
+ * diagonal (sum_c t_c) q (1 - q), and a carries sum_c t_c times the
+ * upstream gradient, so a q (1 - q) serves every index-target variant;
+ * psi (NULL: 0) adds the focal loss's curvature of its factor, whose
+ * element (c != target) is psi q^2 (the target entry is fixed after this,
+ * see index_grad_hess).  hs, floor: the objective's factor and lower bound.
+ * One exponential per element for both outputs.  g may be x; h is not. */
+static FCE_ALWAYS_INLINE void FN(tile_grad_hess_impl)(
+    const T *x, T *g, T *h, npy_intp np_, npy_intp nc, npy_intp ps, npy_intp cs,
+    const double *shift, const double *logsum, const double *a, const double *beta,
+    const T *w, const double *psi, T hs, T floor_, const int has_beta, const int has_w,
+    const int has_psi)
+{
+    T sh[FCE_TILE_MAX], ls[FCE_TILE_MAX], ap[FCE_TILE_MAX], bp[FCE_TILE_MAX];
+    T cp[FCE_TILE_MAX];
+    for (npy_intp p = 0; p < np_; p++) {
+        sh[p] = (T)shift[p];
+        ls[p] = (T)logsum[p];
+        ap[p] = (T)a[p];
+        bp[p] = has_beta ? (T)beta[p] : 0;
+        cp[p] = has_psi ? (T)psi[p] : 0;
+    }
+    if (cs == 1 && ps != 1) {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *xr = x + p * ps;
+            T *gr = g + p * ps, *hr = h + p * ps;
+            const T s_ = sh[p], l_ = ls[p], a_ = ap[p], b_ = bp[p], c_ = cp[p];
+#pragma omp simd
+            for (npy_intp c = 0; c < nc; c++) {
+                const T q = FN(exp_nonpos)((xr[c] - s_) - l_);
+                T v = a_ * q;
+                if (has_beta) v -= has_w ? w[c] * b_ : b_;
+                T hv = a_ * q * ((T)1 - q);
+                if (has_psi) hv += c_ * (q * q);
+                hv = hs * hv;
+                gr[c] = v;
+                hr[c] = hv < floor_ ? floor_ : hv;   /* NaN stays NaN */
+            }
+        }
+    } else {
+        for (npy_intp c = 0; c < nc; c++) {
+            const T *xc = x + c * cs;
+            T *gc = g + c * cs, *hc = h + c * cs;
+            const T wc = has_w ? w[c] : (T)1;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) {
+                const T q = FN(exp_nonpos)((xc[p * ps] - sh[p]) - ls[p]);
+                T v = ap[p] * q;
+                if (has_beta) v -= has_w ? wc * bp[p] : bp[p];
+                T hv = ap[p] * q * ((T)1 - q);
+                if (has_psi) hv += cp[p] * (q * q);
+                hv = hs * hv;
+                gc[p * ps] = v;
+                hc[p * ps] = hv < floor_ ? floor_ : hv;
+            }
+        }
+    }
+}
+
+#define FCE_GRAD_HESS_VARIANTS(X, G, H, PS, CS)                                       \
+    do {                                                                             \
+        if (!beta && !psi)                                                           \
+            FN(tile_grad_hess_impl)(X, G, H, np_, nc, PS, CS, shift, logsum, a, beta, \
+                                    w, psi, hs, floor_, 0, 0, 0);                    \
+        else if (!beta)                                                              \
+            FN(tile_grad_hess_impl)(X, G, H, np_, nc, PS, CS, shift, logsum, a, beta, \
+                                    w, psi, hs, floor_, 0, 0, 1);                    \
+        else if (!w)                                                                 \
+            FN(tile_grad_hess_impl)(X, G, H, np_, nc, PS, CS, shift, logsum, a, beta, \
+                                    w, psi, hs, floor_, 1, 0, 0);                    \
+        else                                                                         \
+            FN(tile_grad_hess_impl)(X, G, H, np_, nc, PS, CS, shift, logsum, a, beta, \
+                                    w, psi, hs, floor_, 1, 1, 0);                    \
+    } while (0)
+
+/* beta (label smoothing) and psi (focal) never come together. */
+static FCE_NOINLINE void FN(tile_grad_hess)(const T *x, T *g, T *h, npy_intp np_, npy_intp nc,
+                                            npy_intp ps, npy_intp cs, const double *shift,
+                                            const double *logsum, const double *a,
+                                            const double *beta, const T *w,
+                                            const double *psi, double hscale,
+                                            double hfloor)
+{
+    const T hs = (T)hscale;
+    const T floor_ = (T)hfloor;
+    if (FCE_SHORT_ROWS(nc, ps, cs)) {
+        /* transposed in, both outputs position-major in buffers, back out */
+        T buf[FCE_TILE_MAX * FCE_ROWWISE_MIN_C], hbuf[FCE_TILE_MAX * FCE_ROWWISE_MIN_C];
+        FN(transpose_in)(x, np_, nc, ps, buf);
+        FCE_GRAD_HESS_VARIANTS(buf, buf, hbuf, 1, np_);
+        FN(transpose_out)(buf, np_, nc, ps, g);
+        FN(transpose_out)(hbuf, np_, nc, ps, h);
+    } else if (ps == 1) {
+        FCE_GRAD_HESS_VARIANTS(x, g, h, 1, cs);
+    } else {
+        FCE_GRAD_HESS_VARIANTS(x, g, h, ps, cs);
+    }
+}
+#undef FCE_GRAD_HESS_VARIANTS
+
 /* out[p, c] = (x[p, c] - shift[p]) - logsum[p] (log_softmax, x's layout). */
 static void FN(tile_log_softmax)(const T *x, T *out, npy_intp np_, npy_intp nc,
                                  npy_intp ps, npy_intp cs, const double *shift,

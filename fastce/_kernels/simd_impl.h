@@ -13,10 +13,13 @@
  *   simd_lse.h     log-sum-exp of a tile: rows, position-major lanes, short
  *                  rows transposed in and out
  *   simd_class.h   class sums (label smoothing, probability targets) and the
- *                  writers of the gradient and of log_softmax
+ *                  writers of the gradient (with or without the Hessian's
+ *                  diagonal) and of log_softmax
  *   simd_index.h   class-index targets: decode once, losses and gradient
- *                  coefficients, target-entry fix, NLL, a tile's steps
- *   simd_binary.h  binary cross-entropy on logits and on probabilities
+ *                  coefficients, target-entry fix, NLL, the focal Hessian's
+ *                  per-position terms, a tile's steps
+ *   simd_binary.h  binary cross-entropy on logits and on probabilities,
+ *                  and the gradient + Hessian of the logistic objectives
  *   then the table of this (dtype, ISA) pair's entry points (simd.h).
  *
  * Why C and not Cython: gcc only vectorises a reduction or a loop holding a
@@ -75,7 +78,8 @@
 static const FCE_CAT(fce_kernels, FCE_DT) FN(table) = {
     FN(tile_lse), FN(tile_wdot), FN(tile_prob), FN(tile_grad), FN(tile_log_softmax),
     FN(index_decode), FN(index_finish), FN(index_fix), FN(tile_index), FN(tile_nll),
-    FN(bce_logits), FN(bce_prob), FN(sigmoid_focal), FN(first_outside_unit),
+    FN(bce_logits), FN(bce_prob), FN(sigmoid_focal), FN(binary_grad_hess),
+    FN(first_outside_unit),
 };
 
 #undef FN

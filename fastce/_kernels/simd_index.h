@@ -342,6 +342,86 @@ static void FN(index_fix)(T *g, npy_intp np_, npy_intp ps, npy_intp cs,
         FN(index_fix_impl)(g, np_, ps, cs, a->n_cls, 1.0 - a->eps, a->gscale, d, gout, 0);
 }
 
+/* ------------------------------------------------- Hessian diagonal --- */
+
+/* The focal loss's extra curvature, per position (boosting objectives).
+ * With k = alpha_t w_t phi(p_t) its gradient factor (focal_losses),
+ *   d2f/dz_c^2 = k p_c (1 - p_c) - s alpha_t w_t phi'(p_t) p_t (delta_ct - p_c)^2,
+ *   phi'(p) = gamma q^(gamma-1) (u - 2 - (gamma - 1) p u / q),
+ * q = 1 - p_t = -expm1(-u), u = -log p_t, s the upstream factor.  psi[p] is
+ * the factor of p_c^2 (c != t); the target entry's whole diagonal goes to
+ * h_target (its (delta - p)^2 is q^2, taken into q^(gamma+1) so that no
+ * q^(gamma-1) is formed there).  psi is 0 where q is 0: p_c <= q for every
+ * other class, so the term is below q^(gamma+1) there, and it saturates at
+ * T's largest value (times a p_c^2 of 0 it gives 0, not NaN). */
+static void FN(focal_curvature)(const T *x, npy_intp np_, npy_intp ps, npy_intp cs,
+                                const fce_class_args *a, npy_intp first,
+                                const fce_targets *d, const double *shift,
+                                const double *logsum, const double *coef, double *psi,
+                                double *h_target)
+{
+    const T *w = (const T *)a->weight;
+    const T *alpha = (const T *)a->focal_alpha;
+    const double *gout = a->gout ? a->gout + first : NULL;
+    const double gamma = a->focal_gamma;
+#if FCE_F64
+    const double big = DBL_MAX;
+#else
+    const double big = FLT_MAX;
+#endif
+    for (npy_intp p = 0; p < np_; p++) {
+        const npy_intp c = d->cls[p];
+        psi[p] = 0.0;
+        h_target[p] = 0.0;
+        if (c < 0) continue;
+        double u = logsum[p] - ((double)x[p * ps + c * cs] - shift[p]);
+        if (u < 0.0) u = 0.0;
+        const double q = -expm1(-u), pt = exp(-u);
+        const double ratio = q > 0.0 ? u / q : 1.0;
+        const double s = a->gscale * (gout ? gout[p] : 1.0);
+        const double f = s * (w ? (double)w[c] : 1.0) * (alpha ? (double)alpha[c] : 1.0)
+                         * gamma * pt * (u - 2.0 - (gamma - 1.0) * pt * ratio);
+        if (q > 0.0) {
+            const double v = -f * pow(q, gamma - 1.0);
+            psi[p] = v > big ? big : (v < -big ? -big : v);
+        }
+        const double diag = coef[p] * pt * q - f * pow(q, gamma + 1.0);
+        const double hv = a->hess_scale * diag;
+        h_target[p] = hv < a->hess_floor ? a->hess_floor : hv;
+    }
+}
+
+/* Gradient and Hessian diagonal of an index-target tile whose statistics,
+ * decoded targets and coefficients are ready (tile_index): the writer
+ * computes both per element, then the gradient's target entries are fixed
+ * as cross-entropy's are, the focal loss's target entries of h take their
+ * own diagonal, and ignored positions get h = 0 like g. */
+static FCE_NOINLINE void FN(index_grad_hess)(const T *x, T *g, T *h, npy_intp np_,
+                                             npy_intp nc, npy_intp ps, npy_intp cs,
+                                             const fce_class_args *a, npy_intp first,
+                                             const fce_targets *d, const double *shift,
+                                             const double *logsum, const double *coef,
+                                             const double *beta)
+{
+    double psi[FCE_TILE_MAX], h_target[FCE_TILE_MAX];
+    const int curved = a->focal && a->focal_gamma != 0.0;
+    /* before the writer: g may be x */
+    if (curved) FN(focal_curvature)(x, np_, ps, cs, a, first, d, shift, logsum, coef, psi,
+                                    h_target);
+    FN(tile_grad_hess)(x, g, h, np_, nc, ps, cs, shift, logsum, coef,
+                       a->eps > 0 ? beta : NULL, (const T *)a->weight,
+                       curved ? psi : NULL, a->hess_scale, a->hess_floor);
+    FN(index_fix)(g, np_, ps, cs, a, first, d);
+    for (npy_intp p = 0; p < np_; p++) {
+        const npy_intp c = d->cls[p];
+        if (c >= 0) {
+            if (curved) h[p * ps + c * cs] = (T)h_target[p];
+        } else {
+            for (npy_intp k = 0; k < nc; k++) h[p * ps + k * cs] = 0;
+        }
+    }
+}
+
 /* ------------------------------------------ the steps of a tile -------- */
 
 /* g = a softmax - w beta from kept exponentials e = exp(x - shift):
@@ -449,7 +529,8 @@ static FCE_NOINLINE double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, n
 /* Cross-entropy of one tile with class-index targets, the steps in order:
  * the log-sum-exp (and the class sums of label smoothing); the targets
  * decoded with the losses, and the gradient coefficients; with g, the
- * gradient write g = a softmax - w beta and the target-entry fix.  Positions are
+ * gradient write g = a softmax - w beta and the target-entry fix (with
+ * a->hess, the Hessian's diagonal written with it, index_grad_hess).  Positions are
  * first..first+np_ of the flat targets; g (NULL: forward only) may be x.
  * Returns the loss sum; *weight_sum and *bad as in fce_targets. */
 static double FN(tile_index)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_intp ps,
@@ -462,14 +543,19 @@ static double FN(tile_index)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_in
     const T *w = (const T *)a->weight;
     const int smoothing = a->eps > 0;
     double loss;
-    if (g && FCE_KEEPS_EXP(np_, nc, ps, cs)) {
+    if (g && !a->hess && FCE_KEEPS_EXP(np_, nc, ps, cs)) {
         loss = FN(index_tile_kept)(x, g, np_, nc, a, first, &d);
     } else {
         FN(tile_lse)(x, np_, nc, ps, cs, shift, logsum);
         if (smoothing) FN(tile_wdot)(x, np_, nc, ps, cs, w, shift, dot);
         loss = FN(index_finish)(x, np_, ps, cs, a, first, &d, shift, logsum,
                                 smoothing ? dot : NULL, coef, beta);
-        if (g) {
+        if (g && a->hess) {
+            /* the Hessian lies at g's offset in its own buffer */
+            T *h = (T *)a->hess + (g - (T *)a->grad);
+            FN(index_grad_hess)(x, g, h, np_, nc, ps, cs, a, first, &d, shift, logsum,
+                                coef, beta);
+        } else if (g) {
             if (smoothing)
                 FN(tile_grad)(x, g, np_, nc, ps, cs, shift, logsum, coef, beta, w, NULL,
                               NULL);
