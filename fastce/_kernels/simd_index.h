@@ -391,6 +391,22 @@ static void FN(focal_curvature)(const T *x, npy_intp np_, npy_intp ps, npy_intp 
     }
 }
 
+/* The Hessian's entries the writer does not know: the focal target
+ * entries' own diagonal (h_target, NULL: none) and 0 at ignored positions,
+ * like the gradient's. */
+static void FN(hess_fix)(T *h, npy_intp np_, npy_intp nc, npy_intp ps, npy_intp cs,
+                         const fce_targets *d, const double *h_target)
+{
+    for (npy_intp p = 0; p < np_; p++) {
+        const npy_intp c = d->cls[p];
+        if (c >= 0) {
+            if (h_target) h[p * ps + c * cs] = (T)h_target[p];
+        } else {
+            for (npy_intp k = 0; k < nc; k++) h[p * ps + k * cs] = 0;
+        }
+    }
+}
+
 /* Gradient and Hessian diagonal of an index-target tile whose statistics,
  * decoded targets and coefficients are ready (tile_index): the writer
  * computes both per element, then the gradient's target entries are fixed
@@ -412,14 +428,7 @@ static FCE_NOINLINE void FN(index_grad_hess)(const T *x, T *g, T *h, npy_intp np
                        a->eps > 0 ? beta : NULL, (const T *)a->weight,
                        curved ? psi : NULL, a->hess_scale, a->hess_floor);
     FN(index_fix)(g, np_, ps, cs, a, first, d);
-    for (npy_intp p = 0; p < np_; p++) {
-        const npy_intp c = d->cls[p];
-        if (c >= 0) {
-            if (curved) h[p * ps + c * cs] = (T)h_target[p];
-        } else {
-            for (npy_intp k = 0; k < nc; k++) h[p * ps + k * cs] = 0;
-        }
-    }
+    FN(hess_fix)(h, np_, nc, ps, cs, d, curved ? h_target : NULL);
 }
 
 /* ------------------------------------------ the steps of a tile -------- */
@@ -526,6 +535,118 @@ static FCE_NOINLINE double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, n
 }
 #pragma GCC diagnostic pop
 
+/* kept_grad_impl with the Hessian's diagonal (tile_grad_hess's formula):
+ * q = e / sum, g = a q - w beta, h = max(hs (a q (1 - q) + psi q^2), floor).
+ * Layouts as kept_grad_impl; h is never e. */
+static FCE_ALWAYS_INLINE void FN(kept_grad_hess_impl)(
+    const T *e, T *g, T *h, npy_intp np_, npy_intp nc, npy_intp ps, npy_intp cs,
+    const double *sum, const double *a, const double *beta, const T *w,
+    const double *psi, T hs, T floor_, const int has_beta, const int has_w,
+    const int has_psi)
+{
+    T inv[FCE_TILE_MAX], ap[FCE_TILE_MAX], bp[FCE_TILE_MAX], cp[FCE_TILE_MAX];
+    for (npy_intp p = 0; p < np_; p++) {
+        inv[p] = (T)(1.0 / sum[p]);
+        ap[p] = (T)a[p];
+        bp[p] = has_beta ? (T)beta[p] : 0;
+        cp[p] = has_psi ? (T)psi[p] : 0;
+    }
+    if (cs == 1) {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *er = e + p * ps;
+            T *gr = g + p * ps, *hr = h + p * ps;
+            const T i_ = inv[p], a_ = ap[p], b_ = bp[p], c_ = cp[p];
+#pragma omp simd
+            for (npy_intp c = 0; c < nc; c++) {
+                const T q = er[c] * i_;
+                T v = a_ * q;
+                if (has_beta) v -= has_w ? w[c] * b_ : b_;
+                T hv = a_ * q * ((T)1 - q);
+                if (has_psi) hv += c_ * (q * q);
+                hv = hs * hv;
+                gr[c] = v;
+                hr[c] = hv < floor_ ? floor_ : hv;   /* NaN stays NaN */
+            }
+        }
+    } else {
+        for (npy_intp c = 0; c < nc; c++) {
+            const T *ec = e + c * cs;
+            T *gc = g + c * cs, *hc = h + c * cs;
+            const T wc = has_w ? w[c] : (T)1;
+#pragma omp simd
+            for (npy_intp p = 0; p < np_; p++) {
+                const T q = ec[p] * inv[p];
+                T v = ap[p] * q;
+                if (has_beta) v -= has_w ? wc * bp[p] : bp[p];
+                T hv = ap[p] * q * ((T)1 - q);
+                if (has_psi) hv += cp[p] * (q * q);
+                hv = hs * hv;
+                gc[p] = v;
+                hc[p] = hv < floor_ ? floor_ : hv;
+            }
+        }
+    }
+}
+
+/* index_tile_kept with the Hessian (boosting objectives): the kept
+ * exponentials give g and h, one exponential per element.  A function of
+ * its own so that the Hessian's buffer stays out of index_tile_kept's
+ * frame.  g may be x; h is not.  (Measured and dropped: rows of 100
+ * classes run position-major, transposed in and out, were 1.5x slower; a
+ * padded 16-lane block for a row's last nc % 16 classes gained nothing.) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+static FCE_NOINLINE double FN(index_tile_kept_hess)(const T *x, T *g, T *h, npy_intp np_,
+                                                    npy_intp nc, const fce_class_args *a,
+                                                    npy_intp first, fce_targets *d)
+{
+    T buf[FCE_KEEP_EXP_MAX], hbuf[FCE_TILE_MAX * FCE_ROWWISE_MIN_C];
+    double shift[FCE_TILE_MAX], logsum[FCE_TILE_MAX], sum[FCE_TILE_MAX], dot[FCE_TILE_MAX];
+    double coef[FCE_TILE_MAX], beta[FCE_TILE_MAX], psi[FCE_TILE_MAX];
+    double h_target[FCE_TILE_MAX];
+    const T *w = (const T *)a->weight;
+    const int smoothing = a->eps > 0;
+    const int curved = a->focal && a->focal_gamma != 0.0;
+    const int short_rows = nc < FCE_ROWWISE_MIN_C;
+    if (short_rows) {
+        FN(transpose_in)(x, np_, nc, nc, buf);
+        FN(tile_lse_pm_impl)(buf, np_, nc, np_, shift, logsum, buf, sum, 1);
+    } else {
+        for (npy_intp p = 0; p < np_; p++) {
+            const T *xr = x + p * nc;
+            FN(prefetch_span)(xr + nc, nc);
+            const T m = FCE_SHIFT(FN(span_max)(xr, nc));
+            sum[p] = FN(span_sum_exp_impl)(xr, nc, m, buf + p * nc, 1);
+            shift[p] = (double)m;
+            logsum[p] = log(sum[p]);
+        }
+    }
+    if (smoothing) FN(tile_wdot)(x, np_, nc, nc, 1, w, shift, dot);
+    double loss = FN(index_finish)(x, np_, nc, 1, a, first, d, shift, logsum,
+                                   smoothing ? dot : NULL, coef, beta);
+    if (curved) FN(focal_curvature)(x, np_, nc, 1, a, first, d, shift, logsum, coef, psi,
+                                    h_target);
+    T *gk = short_rows ? buf : g, *hk = short_rows ? hbuf : h;
+    const npy_intp ps = short_rows ? 1 : nc, cs = short_rows ? np_ : 1;
+    const T hs = (T)a->hess_scale, floor_ = (T)a->hess_floor;
+#define FCE_KEPT_HESS(hb, hw, hp)                                                    \
+    FN(kept_grad_hess_impl)(buf, gk, hk, np_, nc, ps, cs, sum, coef, beta, w, psi, hs, \
+                            floor_, hb, hw, hp)
+    if (curved) FCE_KEPT_HESS(0, 0, 1);
+    else if (!smoothing) FCE_KEPT_HESS(0, 0, 0);
+    else if (w) FCE_KEPT_HESS(1, 1, 0);
+    else FCE_KEPT_HESS(1, 0, 0);
+#undef FCE_KEPT_HESS
+    FN(index_fix)(gk, np_, ps, cs, a, first, d);
+    FN(hess_fix)(hk, np_, nc, ps, cs, d, curved ? h_target : NULL);
+    if (short_rows) {
+        FN(transpose_out)(buf, np_, nc, nc, g);
+        FN(transpose_out)(hbuf, np_, nc, nc, h);
+    }
+    return loss;
+}
+#pragma GCC diagnostic pop
+
 /* Cross-entropy of one tile with class-index targets, the steps in order:
  * the log-sum-exp (and the class sums of label smoothing); the targets
  * decoded with the losses, and the gradient coefficients; with g, the
@@ -543,16 +664,17 @@ static double FN(tile_index)(const T *x, T *g, npy_intp np_, npy_intp nc, npy_in
     const T *w = (const T *)a->weight;
     const int smoothing = a->eps > 0;
     double loss;
-    if (g && !a->hess && FCE_KEEPS_EXP(np_, nc, ps, cs)) {
-        loss = FN(index_tile_kept)(x, g, np_, nc, a, first, &d);
+    /* the Hessian lies at g's offset in its own buffer */
+    T *h = a->hess && g ? (T *)a->hess + (g - (T *)a->grad) : NULL;
+    if (g && FCE_KEEPS_EXP(np_, nc, ps, cs)) {
+        loss = h ? FN(index_tile_kept_hess)(x, g, h, np_, nc, a, first, &d)
+                 : FN(index_tile_kept)(x, g, np_, nc, a, first, &d);
     } else {
         FN(tile_lse)(x, np_, nc, ps, cs, shift, logsum);
         if (smoothing) FN(tile_wdot)(x, np_, nc, ps, cs, w, shift, dot);
         loss = FN(index_finish)(x, np_, ps, cs, a, first, &d, shift, logsum,
                                 smoothing ? dot : NULL, coef, beta);
-        if (g && a->hess) {
-            /* the Hessian lies at g's offset in its own buffer */
-            T *h = (T *)a->hess + (g - (T *)a->grad);
+        if (h) {
             FN(index_grad_hess)(x, g, h, np_, nc, ps, cs, a, first, &d, shift, logsum,
                                 coef, beta);
         } else if (g) {
