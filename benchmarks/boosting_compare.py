@@ -66,7 +66,8 @@ def _torch_softmax(torch):
 def _torch_logistic(torch):
     def fn(raw, y):
         p = torch.sigmoid(torch.from_numpy(raw))
-        return (p - torch.from_numpy(y)).numpy(), torch.clamp(p * (1 - p), min=1e-16).numpy()
+        hess = torch.clamp(p * (1 - p), min=1e-16)
+        return (p - torch.from_numpy(y)).numpy(), hess.numpy()
     return fn
 
 

@@ -3,7 +3,8 @@ arrays, with PyTorch's semantics, in Cython + OpenMP.
 
 Layout: ``functional`` (the public functions), ``losses`` (loss objects),
 ``class_weights`` (per-class weights for imbalanced data), ``focal``
-(focal losses), ``linear``
+(focal losses), ``boosting`` (gradient + Hessian objectives for XGBoost,
+LightGBM and scikit-learn-style boosting), ``linear``
 (the fused linear + cross-entropy output layer), ``_validation``
 (input checks), ``_config`` (threads, build information),
 ``_kernels`` (typed Cython kernels over C SIMD primitives), ``__main__``

@@ -109,17 +109,17 @@ def _class_labels(y, n_samples: int, n_cls: int) -> np.ndarray:
     return t
 
 
-def _row_weights(sample_weight, raw: np.ndarray):
+def _row_weights(sample_weight, raw: np.ndarray, *, per_output: bool):
     """``sample_weight`` (n_samples,), one per row, as the loss functions
-    take it: per position for the softmax losses, broadcast over the
-    outputs of a 2-D logistic input."""
+    take it: per position for the softmax losses; ``per_output``: broadcast
+    over the outputs of a 2-D logistic input."""
     if sample_weight is None:
         return None
     s = np.asarray(sample_weight)
     if s.shape != (raw.shape[0],):
         raise ValueError(f"sample_weight must have shape ({raw.shape[0]},), one weight "
                          f"per row of the raw scores, got shape {s.shape}")
-    return s[:, None] if raw.ndim == 2 else s
+    return s[:, None] if per_output and raw.ndim == 2 else s
 
 
 def _split_out(out):
@@ -155,7 +155,10 @@ def _softmax_grad_hess(raw, y, *, weight, sample_weight, label_smoothing, focal,
     grad_out, hess_out = _split_out(out)
     pb = v.prepare_class_loss(arr, labels, weight, None, -100, None, "sum",
                               label_smoothing, 1, None, nll=False, want_grad=True,
-                              out=grad_out, sample_weight=sample_weight, focal=focal)
+                              out=grad_out,
+                              sample_weight=_row_weights(sample_weight, arr,
+                                                         per_output=False),
+                              focal=focal)
     pb.hess = _hess_buffer(hess_out, grad_out, raw, pb.result_dtype, pb.layout.data,
                            dict(weight=weight, target=y, sample_weight=sample_weight))
     pb.hess_scale, pb.hess_floor = scale, floor
@@ -294,7 +297,8 @@ def _logistic_grad_hess(raw, y, *, weight, pos_weight, sample_weight, focal, hes
     grad_out, hess_out = _split_out(out)
     pb = v.prepare_binary_loss(arr, t, weight, None, None, "sum", pos_weight,
                                want_grad=True, out=grad_out,
-                               sample_weight=_row_weights(sample_weight, arr))
+                               sample_weight=_row_weights(sample_weight, arr,
+                                                                        per_output=True))
     hess = _hess_buffer(hess_out, grad_out, raw, pb.result_dtype, pb.data,
                         dict(weight=weight, pos_weight=pos_weight, target=y,
                              sample_weight=sample_weight))
@@ -424,7 +428,8 @@ def _objective(loss: str) -> Callable[..., GradHess]:
     try:
         return _OBJECTIVES[loss]
     except (KeyError, TypeError):
-        raise ValueError(f"loss must be one of {sorted(_OBJECTIVES)}, got {loss!r}") from None
+        raise ValueError(f"loss must be one of {sorted(_OBJECTIVES)}, "
+                         f"got {loss!r}") from None
 
 
 def _call(loss: str, fn, preds, labels, sample_weight, options) -> GradHess:
