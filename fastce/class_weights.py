@@ -125,7 +125,20 @@ def class_weights(target: ArrayLike, num_classes: int | None = None, *,
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"beta must be in [0, 1), got {beta}")
 
-    counts = _class_counts(target, num_classes, ignore_index)
+    from fastce import _dask
+    if _dask.is_dask(target):
+        # lazily: per-block counts, added, then the same formulas
+        return _dask.class_weights(target, num_classes, method, ignore_index, beta,
+                                   lambda counts: _weights_from_counts(counts, method,
+                                                                       beta))
+    return _weights_from_counts(_class_counts(target, num_classes, ignore_index), method,
+                                beta)
+
+
+def _weights_from_counts(counts, method, beta) -> NDArray[np.float64]:
+    if counts.sum() == 0:
+        raise ValueError("cannot compute class weights: target has no element other "
+                         "than ignore_index")
     present = counts > 0
     total = float(counts.sum())
     weight = np.zeros(counts.size, dtype=np.float64)

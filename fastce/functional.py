@@ -20,6 +20,7 @@ from typing import Any, Literal, Union, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from fastce import _dask
 from fastce import _validation as v
 from fastce._config import resolve_threads
 from fastce._kernels import _binary, _cross_entropy, _softmax
@@ -179,6 +180,15 @@ def _class_loss(input, target, weight, size_average, ignore_index, reduce, reduc
                 label_smoothing, axis, dim, *, nll, want_grad, z_loss=0.0, softcap=None,
                 grad_output=None, out=None, sample_weight=None, focal=None,
                 n_threads=None):
+    if _dask.is_dask(input, target, weight, sample_weight, grad_output):
+        reduction = v.legacy_reduction(size_average, reduce, reduction, stacklevel=4)
+        if dim is not None:
+            axis = v.normalize_axis(axis, dim, np.ndim(input))
+        return _dask.class_loss(input, target, weight, ignore_index, reduction,
+                                label_smoothing, axis, nll=nll, want_grad=want_grad,
+                                z_loss=z_loss, softcap=softcap, grad_output=grad_output,
+                                out=out, sample_weight=sample_weight, focal=focal,
+                                n_threads=n_threads)
     pb = v.prepare_class_loss(input, target, weight, size_average, ignore_index, reduce,
                               reduction, label_smoothing, axis, dim, nll=nll,
                               want_grad=want_grad, z_loss=z_loss, softcap=softcap,
@@ -506,29 +516,40 @@ axis, dim, sample_weight, n_threads
 
 # ------------------------------------------------------------------ binary --
 
-def _binary_loss(logits, input, target, weight, size_average, reduce, reduction,
-                 pos_weight=None, *, want_grad, grad_output=None, out=None,
-                 sample_weight=None, focal=None, n_threads=None):
-    pb = v.prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
-                               pos_weight, want_grad=want_grad, grad_output=grad_output,
-                               out=out, sample_weight=sample_weight)
+def _binary_sums(pb: v.BinaryLossProblem, logits, focal, n_threads) -> float:
+    """Run the kernels of a validated binary call: the float64 loss sum;
+    per-element losses go to ``pb.loss_out`` and the gradient to ``pb.grad``."""
     n_threads = resolve_threads(n_threads, pb.data.size)
     kwargs = dict(weight=pb.weight, gout=pb.gout,
                   gscale=_grad_scale(pb.grad_output, pb.reduction, pb.denominator),
                   loss_out=pb.loss_out, grad=pb.grad, n_threads=n_threads)
     if focal is not None:       # the sigmoid focal loss, on logits
         alpha, gamma = v.sigmoid_focal_values(*focal)
-        loss_sum = _binary.sigmoid_focal(pb.data, pb.target, pb.rows, pb.cols,
-                                         alpha=alpha, gamma=gamma, **kwargs)
-    elif logits:
-        loss_sum = _binary.bce_logits(pb.data, pb.target, pb.rows, pb.cols,
-                                      pos_weight=pb.pos_weight, **kwargs)
-    else:
-        for arr, what in ((pb.data, "input"), (pb.target, "target")):
-            bad = _binary.first_outside_unit(arr, pb.rows, pb.cols, n_threads=n_threads)
-            if bad >= 0:
-                v.raise_outside_unit(arr, bad, pb.shape, what)
-        loss_sum = _binary.bce_probs(pb.data, pb.target, pb.rows, pb.cols, **kwargs)
+        return _binary.sigmoid_focal(pb.data, pb.target, pb.rows, pb.cols,
+                                     alpha=alpha, gamma=gamma, **kwargs)
+    if logits:
+        return _binary.bce_logits(pb.data, pb.target, pb.rows, pb.cols,
+                                  pos_weight=pb.pos_weight, **kwargs)
+    for arr, what in ((pb.data, "input"), (pb.target, "target")):
+        bad = _binary.first_outside_unit(arr, pb.rows, pb.cols, n_threads=n_threads)
+        if bad >= 0:
+            v.raise_outside_unit(arr, bad, pb.shape, what)
+    return _binary.bce_probs(pb.data, pb.target, pb.rows, pb.cols, **kwargs)
+
+
+def _binary_loss(logits, input, target, weight, size_average, reduce, reduction,
+                 pos_weight=None, *, want_grad, grad_output=None, out=None,
+                 sample_weight=None, focal=None, n_threads=None):
+    if _dask.is_dask(input, target, weight, pos_weight, sample_weight, grad_output):
+        reduction = v.legacy_reduction(size_average, reduce, reduction, stacklevel=4)
+        return _dask.binary_loss(logits, input, target, weight, reduction, pos_weight,
+                                 want_grad=want_grad, grad_output=grad_output, out=out,
+                                 sample_weight=sample_weight, focal=focal,
+                                 n_threads=n_threads)
+    pb = v.prepare_binary_loss(input, target, weight, size_average, reduce, reduction,
+                               pos_weight, want_grad=want_grad, grad_output=grad_output,
+                               out=out, sample_weight=sample_weight)
+    loss_sum = _binary_sums(pb, logits, focal, n_threads)
     loss = _reduce(pb.reduction, loss_sum, pb.denominator, pb.loss_out, pb.shape,
                    pb.result_dtype)
     if not want_grad:

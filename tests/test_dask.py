@@ -1,0 +1,311 @@
+"""The losses over Dask arrays: lazy results equal to the NumPy call, with
+global means, for every chunking; one read of each block for loss and
+gradient; errors at graph-build or compute time; and the same on a real
+``distributed.LocalCluster`` of two single-threaded worker processes.
+"""
+from __future__ import annotations
+
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import fastce
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+RNG = np.random.default_rng(141414)
+CHUNKINGS = ["equal", "unequal", "single-row"]
+
+
+def _row_chunks(n, kind):
+    if kind == "equal":
+        return n // 4 or 1
+    if kind == "single-row":
+        return 1
+    sizes, left = [], n
+    for s in (7, 1, 13, 2):
+        sizes.append(min(s, left))
+        left -= sizes[-1]
+        if not left:
+            break
+    if left:
+        sizes.append(left)
+    return tuple(s for s in sizes if s)
+
+
+def _close(a, b):
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                               rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [{}, {"weight": True}, {"ignore": True},
+                                     {"label_smoothing": 0.2, "weight": True,
+                                      "ignore": True},
+                                     {"sample_weight": True, "weight": True},
+                                     {"z_loss": 1e-3}])
+def test_cross_entropy_equals_numpy(chunking, reduction, options):
+    n, c = 40, 6
+    x = RNG.normal(size=(n, c)) * 2
+    t = RNG.integers(0, c, n)
+    kw = {}
+    if options.get("ignore"):
+        t[::5] = -100
+    if options.get("weight"):
+        kw["weight"] = RNG.uniform(0.5, 2.0, c)
+    if options.get("sample_weight"):
+        kw["sample_weight"] = RNG.uniform(0.0, 2.0, n)
+    for k in ("label_smoothing", "z_loss"):
+        if k in options:
+            kw[k] = options[k]
+    X = da.from_array(x, chunks=(_row_chunks(n, chunking), c))
+    T = da.from_array(t, chunks=X.chunks[0])
+    lazy = fastce.cross_entropy(X, T, reduction=reduction, **kw)
+    assert dask.is_dask_collection(lazy)
+    _close(lazy.compute(), fastce.cross_entropy(x, t, reduction=reduction, **kw))
+    loss, grad = fastce.cross_entropy_and_grad(X, T, reduction=reduction, **kw)
+    loss, grad = dask.compute(loss, grad)
+    ref_loss, ref_grad = fastce.cross_entropy_and_grad(x, t, reduction=reduction, **kw)
+    _close(loss, ref_loss)
+    _close(grad, ref_grad)
+    # a NumPy target beside a Dask input works the same
+    _close(fastce.cross_entropy(X, t, reduction=reduction, **kw).compute(),
+           fastce.cross_entropy(x, t, reduction=reduction, **kw))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_probability_targets_kdim_nll_and_focal(reduction):
+    x = RNG.normal(size=(5, 4, 6, 3))
+    p = RNG.dirichlet(np.ones(4), size=(5, 6, 3)).transpose(0, 3, 1, 2)
+    t = RNG.integers(0, 4, (5, 6, 3))
+    t[1, 2] = -100
+    X = da.from_array(x, chunks=(2, 4, 4, 2))        # spatial axes chunked too
+    cases = [
+        (fastce.cross_entropy, (x, p), (X, da.from_array(p, chunks=X.chunks)), {}),
+        (fastce.cross_entropy, (x, t), (X, t), {"label_smoothing": 0.1}),
+        (fastce.nll_loss, (x, t), (X, t), {}),
+        (fastce.focal_loss, (x, t), (X, t), {"gamma": 2.0}),
+    ]
+    for fn, numpy_args, dask_args, kw in cases:
+        _close(fn(*dask_args, reduction=reduction, **kw).compute(),
+               fn(*numpy_args, reduction=reduction, **kw))
+    loss, grad = dask.compute(*fastce.focal_loss_and_grad(X, t, gamma=1.5,
+                                                          reduction=reduction))
+    ref = fastce.focal_loss_and_grad(x, t, gamma=1.5, reduction=reduction)
+    _close(loss, ref[0])
+    _close(grad, ref[1])
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_losses_equal_numpy(chunking, reduction):
+    n, c = 30, 5
+    x = RNG.normal(size=(n, c)) * 3
+    y = RNG.uniform(size=(n, c))
+    X = da.from_array(x, chunks=(_row_chunks(n, chunking), 2))
+    Y = da.from_array(y, chunks=X.chunks)
+    kw = dict(weight=RNG.uniform(0.5, 2.0, c), pos_weight=RNG.uniform(1.0, 3.0, c),
+              sample_weight=RNG.uniform(0.0, 2.0, (n, 1)))
+    for k in ({}, {"pos_weight": kw["pos_weight"]}, kw):
+        _close(fastce.binary_cross_entropy_with_logits(X, Y, reduction=reduction,
+                                                       **k).compute(),
+               fastce.binary_cross_entropy_with_logits(x, y, reduction=reduction, **k))
+        loss, grad = dask.compute(*fastce.binary_cross_entropy_with_logits_and_grad(
+            X, Y, reduction=reduction, **k))
+        ref = fastce.binary_cross_entropy_with_logits_and_grad(x, y, reduction=reduction,
+                                                               **k)
+        _close(loss, ref[0])
+        _close(grad, ref[1])
+    prob = 1 / (1 + np.exp(-x))
+    P = da.from_array(prob, chunks=X.chunks)
+    _close(fastce.binary_cross_entropy(P, Y, reduction=reduction).compute(),
+           fastce.binary_cross_entropy(prob, y, reduction=reduction))
+    _close(fastce.sigmoid_focal_loss(X, Y, reduction=reduction).compute(),
+           fastce.sigmoid_focal_loss(x, y, reduction=reduction))
+    # Dask weights broadcast per block as NumPy ones do
+    W = da.from_array(kw["weight"], chunks=2)
+    _close(fastce.binary_cross_entropy_with_logits(X, Y, weight=W,
+                                                   reduction=reduction).compute(),
+           fastce.binary_cross_entropy_with_logits(x, y, weight=kw["weight"],
+                                                   reduction=reduction))
+
+
+def test_mean_is_global_not_a_mean_of_block_means():
+    # two blocks of very different sizes and weights
+    x = RNG.normal(size=(11, 3))
+    t = RNG.integers(0, 3, 11)
+    w = np.array([1.0, 10.0, 0.1])
+    X = da.from_array(x, chunks=((1, 10), 3))
+    blocks = [fastce.cross_entropy(x[:1], t[:1], weight=w),
+              fastce.cross_entropy(x[1:], t[1:], weight=w)]
+    lazy = fastce.cross_entropy(X, t, weight=w).compute()
+    _close(lazy, fastce.cross_entropy(x, t, weight=w))
+    assert abs(float(lazy) - np.mean(blocks)) > 1e-3
+
+
+def test_all_ignored_chunks_and_batches():
+    x = RNG.normal(size=(12, 4))
+    t = RNG.integers(0, 4, 12)
+    t[:6] = -100                       # the first two chunks ignore everything
+    X = da.from_array(x, chunks=(3, 4))
+    _close(fastce.cross_entropy(X, t).compute(), fastce.cross_entropy(x, t))
+    loss, grad = dask.compute(*fastce.cross_entropy_and_grad(X, t))
+    _close(grad, fastce.cross_entropy_and_grad(x, t)[1])
+    all_ignored = np.full(12, -100)
+    assert np.isnan(fastce.cross_entropy(X, all_ignored).compute())
+    assert np.isnan(fastce.cross_entropy(x, all_ignored))
+
+
+def test_float32_dtypes_and_run_to_run_bits():
+    x = RNG.normal(size=(500, 30)).astype(np.float32)
+    t = RNG.integers(0, 30, 500)
+    X = da.from_array(x, chunks=(37, 30))
+    first = dask.compute(*fastce.cross_entropy_and_grad(X, t))
+    again = dask.compute(*fastce.cross_entropy_and_grad(X, t))
+    assert first[0].dtype == np.float32 and first[1].dtype == np.float32
+    assert first[0].tobytes() == again[0].tobytes()
+    assert first[1].tobytes() == again[1].tobytes()
+    np.testing.assert_allclose(first[0], fastce.cross_entropy(x, t), rtol=1e-6)
+
+
+def test_nothing_is_computed_until_asked_and_blocks_are_read_once():
+    x = RNG.normal(size=(40, 5))
+    t = RNG.integers(0, 5, 40)
+    reads = []
+    lock = threading.Lock()
+
+    def load(block):
+        with lock:
+            reads.append(1)
+        return block
+
+    X = da.from_array(x, chunks=(10, 5)).map_blocks(load, dtype=x.dtype,
+                                                    meta=np.empty((0, 0), x.dtype))
+    loss, grad = fastce.cross_entropy_and_grad(X, t)
+    forward = fastce.cross_entropy(X, t, reduction="none")
+    assert reads == []                        # the graph only
+    dask.compute(loss, grad, scheduler="threads")
+    assert len(reads) == X.numblocks[0]       # loss and gradient: one read per block
+    reads.clear()
+    forward.compute()
+    assert len(reads) == X.numblocks[0]
+
+
+def test_split_class_axis_is_rechunked_with_a_warning():
+    x = RNG.normal(size=(20, 8))
+    t = RNG.integers(0, 8, 20)
+    X = da.from_array(x, chunks=(5, 3))
+    with pytest.warns(Warning, match="class axis .* split over 3 chunks"):
+        lazy = fastce.cross_entropy(X, t)
+    _close(lazy.compute(), fastce.cross_entropy(x, t))
+
+
+def test_errors():
+    x = RNG.normal(size=(20, 4, 3))
+    t = RNG.integers(0, 4, (20, 3))
+    X = da.from_array(x, chunks=(6, 4, 2))
+    with pytest.raises(ValueError, match=r"target shape \(20,\) does not match"):
+        fastce.cross_entropy(X, t[:, 0])          # at graph-build time
+    with pytest.raises(ValueError, match="weight"):
+        fastce.cross_entropy(X, t, weight=np.ones(3))
+    with pytest.raises(TypeError, match="out="):
+        fastce.cross_entropy_and_grad(X, t, out=np.empty(x.shape))
+    with pytest.raises(ValueError, match="Target size"):
+        fastce.binary_cross_entropy_with_logits(X, X[:, 0])
+    bad = t.copy()
+    bad[13, 1] = 7
+    lazy = fastce.cross_entropy(X, bad)            # built without complaint
+    with pytest.raises(IndexError) as lazy_error:
+        lazy.compute()
+    with pytest.raises(IndexError) as numpy_error:
+        fastce.cross_entropy(x, bad)
+    assert str(lazy_error.value) == str(numpy_error.value)
+    assert "(13, 1)" in str(lazy_error.value)
+    with pytest.raises(IndexError, match=r"\(13, 1\)"):
+        dask.compute(*fastce.cross_entropy_and_grad(X, bad))
+    p = 1 / (1 + np.exp(-x))
+    p[17, 2, 1] = 2.0
+    with pytest.raises(ValueError, match=r"2\.0.*\(17, 2, 1\)"):
+        fastce.binary_cross_entropy(da.from_array(p, chunks=5), p * 0).compute()
+
+
+def test_class_weights():
+    t = RNG.integers(0, 5, (60, 4))
+    t[3, 2] = -100
+    T = da.from_array(t, chunks=(13, 3))
+    for method in ("inverse_frequency", "balanced", "effective_number",
+                   "median_frequency"):
+        lazy = fastce.class_weights(T, 5, method=method)
+        assert dask.is_dask_collection(lazy)
+        _close(lazy.compute(), fastce.class_weights(t, 5, method=method))
+    with pytest.raises(ValueError, match="num_classes"):
+        fastce.class_weights(T)
+    bad = t.copy()
+    bad[50, 3] = 5
+    with pytest.raises(IndexError, match=r"\(50, 3\)"):
+        fastce.class_weights(da.from_array(bad, chunks=(13, 3)), 5).compute()
+
+
+def test_loss_objects_take_dask_arrays():
+    x = RNG.normal(size=(24, 3))
+    t = RNG.integers(0, 3, 24)
+    X = da.from_array(x, chunks=(5, 3))
+    loss = fastce.CrossEntropyLoss(weight=np.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
+    _close(loss(X, t).compute(), loss(x, t))
+    value, grad = loss.loss_and_grad(X, t)
+    _close(grad.compute(), loss.loss_and_grad(x, t)[1])
+
+
+# --------------------------------------------------------- a real cluster --
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_on_a_local_cluster(client):
+    x = RNG.normal(size=(400, 12)).astype(np.float32)
+    t = RNG.integers(0, 12, 400)
+    t[::7] = -100
+    w = RNG.uniform(0.5, 2.0, 12).astype(np.float32)
+    X = da.from_array(x, chunks=((50, 150, 10, 190), 12))
+    loss, grad = fastce.cross_entropy_and_grad(X, t, weight=w, label_smoothing=0.05)
+    loss, grad = client.compute([loss, grad], sync=True)
+    ref = fastce.cross_entropy_and_grad(x, t, weight=w, label_smoothing=0.05)
+    np.testing.assert_allclose(loss, ref[0], rtol=1e-6)
+    np.testing.assert_allclose(grad, ref[1], rtol=1e-5, atol=1e-7)
+    y = (RNG.uniform(size=(400, 12)) < 0.3).astype(np.float32)
+    lazy = fastce.binary_cross_entropy_with_logits(X, da.from_array(y, chunks=X.chunks),
+                                                   pos_weight=np.full(12, 2.0, np.float32))
+    np.testing.assert_allclose(client.compute(lazy, sync=True),
+                               fastce.binary_cross_entropy_with_logits(
+                                   x, y, pos_weight=np.full(12, 2.0, np.float32)),
+                               rtol=1e-6)
+    bad = t.copy()
+    bad[321] = 12
+    with pytest.raises(IndexError, match=r"\(321,\)"):
+        client.compute(fastce.cross_entropy(X, bad), sync=True)
+
+
+def test_loss_objects_pickle_to_workers(client):
+    x = RNG.normal(size=(30, 4))
+    t = RNG.integers(0, 4, 30)
+    for loss in (fastce.CrossEntropyLoss(weight=np.array([1.0, 2.0, 3.0, 4.0])),
+                 fastce.FocalLoss(gamma=2.0), fastce.BCEWithLogitsLoss()):
+        assert pickle.loads(pickle.dumps(loss)) is not None
+        if isinstance(loss, fastce.BCEWithLogitsLoss):
+            args = (x, (x > 0).astype(float))
+        else:
+            args = (x, t)
+        remote = client.submit(loss, *args).result()
+        np.testing.assert_allclose(remote, loss(*args), rtol=1e-12)
