@@ -243,3 +243,24 @@ def test_example_runs_as_a_script(name, args, tmp_path):
 def test_example_docstrings(logistic):
     result = doctest.testmod(logistic, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------------------- dask_eval --
+
+def test_dask_eval_matches_numpy_over_the_generated_blocks(capsys):
+    pytest.importorskip("dask.array")
+    pytest.importorskip("distributed")
+    example = load_example("dask_eval")
+    rows, chunk = 20000, 3000          # unequal last block
+    loss, accuracy, peaks = example.main(["--rows", str(rows), "--chunk-rows", str(chunk),
+                                          "--classes", "20", "--no-progress",
+                                          "--memory-limit", "1GiB"])
+    blocks = [example.block_logits(k, min(chunk, rows - k * chunk), 20, 0)
+              for k in range(-(-rows // chunk))]
+    logits = np.concatenate([b[0] for b in blocks])
+    target = np.concatenate([b[1] for b in blocks])
+    assert logits.shape == (rows, 20)
+    np.testing.assert_allclose(loss, fastce.cross_entropy(logits, target), rtol=1e-6)
+    assert accuracy == pytest.approx(float((logits.argmax(1) == target).mean()), abs=1e-12)
+    assert len(peaks) == 2 and all(p > 0 for p in peaks.values())
+    assert "peak resident memory" in capsys.readouterr().out
