@@ -6,7 +6,7 @@ sums, lazily.
 imported cannot be one).  Each block runs the same preparation and kernels
 as a NumPy call (`_validation.prepare_*`, `functional._class_sums` and
 ``_binary``), with ``reduction="sum"`` so that it leaves float64 partial
-sums; the partials of all blocks are added by one tree reduction, so the
+sums; one task adds the partials of all blocks in block order, so the
 mean divides the global sum by the global denominator, whatever the
 chunking, and a given chunking gives the same bits on every run.
 
@@ -96,31 +96,45 @@ def _tuple_get(result, i):
     return result[i]
 
 
-def _partials_row(result):
-    """A block task's float64 partial sums as a (1, 2) block."""
-    return np.asarray(result[0], np.float64).reshape(1, -1)
+def _add_parts(parts):
+    """The blocks' float64 (loss sum, denominator) partials, added in block
+    order: one task, so the order (and the bits) never depend on the run."""
+    total = np.zeros(2)
+    for part in parts:
+        total += np.asarray(part, np.float64)
+    return total
 
 
-def _sum_partials(da, HighLevelGraph, name, layer_keys, deps, n_parts):
-    """A (n_parts, width) Dask array of per-block float64 partial sums,
-    added in one tree reduction: its (width,) sum."""
-    dsk = {(name, k, 0): (_partials_row, key) for k, key in enumerate(layer_keys)}
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
-    width = 2
-    parts = da.Array(graph, name, chunks=((1,) * n_parts, (width,)), dtype=np.float64)
-    return parts.sum(axis=0)
-
-
-def _finish(sums, reduction, dtype):
-    """The reduced loss from the global (loss sum, denominator)."""
+def _finish(parts, denominator, reduction, dtype):
+    """The reduced loss from the block partials (``denominator``: the mean's,
+    when it comes from elsewhere)."""
+    total = _add_parts(parts)
+    d = total[1] if denominator is None else float(denominator)
     if reduction == "sum":
-        return dtype.type(sums[0])
-    return dtype.type(sums[0] / sums[1] if sums[1] != 0 else math.nan)
+        return dtype.type(total[0])
+    return dtype.type(total[0] / d if d != 0 else math.nan)
 
 
-def _reduced(da, sums, reduction, dtype):
-    return da.map_blocks(_finish, sums, reduction, dtype, dtype=dtype, drop_axis=0,
-                         chunks=(), meta=np.empty((), dtype))
+def _reduce_task(da, HighLevelGraph, name, layer_keys, deps, reduction, dtype,
+                 denominator=None):
+    """The loss as a 0-d Dask array: one task over all block partials (a
+    tree of sums cost more scheduler round trips)."""
+    # the partials first, one small task per block: the final task then
+    # fetches floats, not the tuples that also hold each block's gradient
+    pname = name + "-parts"
+    pdsk = {(pname, k): (_tuple_get, key, 0) for k, key in enumerate(layer_keys)}
+    parts = HighLevelGraph.from_collections(pname, pdsk, dependencies=deps)
+    deps = [da.Array(parts, pname, chunks=((1,) * len(layer_keys),), dtype=object)]
+    layer_keys = [(pname, k) for k in range(len(layer_keys))]
+    den = denominator
+    if is_dask(denominator):
+        deps.append(denominator)
+        den = _scalar_key(denominator)
+    elif denominator is not None:
+        den = float(denominator)
+    dsk = {(name,): (_finish, list(layer_keys), den, reduction, dtype)}
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
+    return da.Array(graph, name, chunks=(), dtype=dtype, meta=np.empty((), dtype))
 
 
 def _global_position(local_flat, block_shape, offset, shape):
@@ -140,6 +154,10 @@ def _check_index_block(t, n_cls, ignore_index, offset, batch_shape):
         v.raise_out_of_bounds(int(flat[i]), _global_position(i, t.shape, offset,
                                                              batch_shape),
                               batch_shape, n_cls, ignore_index)
+
+
+def _sum_denominators(parts):
+    return np.float64(_add_parts(parts)[0])
 
 
 def _class_denominator_block(t, sw, weight, spec, offset):
@@ -324,11 +342,14 @@ def class_loss(input, target, weight, ignore_index, reduction, label_smoothing, 
             graph = HighLevelGraph.from_collections(
                 name, dsk, dependencies=[a for a in (t, sw) if a is not None]
                 + ([weight] if is_dask(weight) else []))
-            layer_keys = [(name, k) for k in range(len(bidx))]
-            sums = _sum_partials(da, HighLevelGraph, f"fastce-dpart-{token}",
-                                 layer_keys, [da.Array(graph, name, chunks=((1,) * len(bidx),),
-                                                       dtype=object)], len(bidx))
-            denominator = sums[0]
+            holder_a = da.Array(graph, name, chunks=((1,) * len(bidx),), dtype=object)
+            dname = f"fastce-dtotal-{token}"
+            ddsk = {(dname,): (_sum_denominators,
+                               [(_tuple_get, (name, k), 0) for k in range(len(bidx))])}
+            denominator = da.Array(HighLevelGraph.from_collections(dname, ddsk,
+                                                                   dependencies=[holder_a]),
+                                   dname, chunks=(), dtype=np.float64,
+                                   meta=np.empty((), np.float64))
         elif sw is not None:
             denominator = sw.sum(dtype=np.float64)
         else:
@@ -357,11 +378,9 @@ def class_loss(input, target, weight, ignore_index, reduction, label_smoothing, 
         lgraph = HighLevelGraph.from_collections(lname, ldsk, dependencies=[holder])
         loss = da.Array(lgraph, lname, chunks=batch_chunks, dtype=dtype)
     else:
-        sums = _sum_partials(da, HighLevelGraph, f"fastce-sums-{token}", layer_keys,
-                             [holder], len(blocks))
-        if want_grad and reduction == "mean":
-            sums = da.stack([sums[0], denominator]).rechunk(-1)
-        loss = _reduced(da, sums, reduction, dtype)
+        loss = _reduce_task(da, HighLevelGraph, f"fastce-loss-{token}", layer_keys,
+                            [holder], reduction, dtype,
+                            denominator if want_grad and reduction == "mean" else None)
     if not want_grad:
         return loss
     gname = f"fastce-grad-{token}"
@@ -520,13 +539,12 @@ def binary_loss(logits, input, target, weight, reduction, pos_weight, *, want_gr
         lgraph = HighLevelGraph.from_collections(lname, ldsk, dependencies=[holder])
         loss = da.Array(lgraph, lname, chunks=x.chunks, dtype=dtype)
     else:
-        sums = _sum_partials(da, HighLevelGraph, f"fastce-sums-{token}", layer_keys,
-                             [holder], len(blocks))
+        count = None
         if reduction == "mean":
             count = (denominator if (want_grad and sw is not None) else
                      _mean_denominator(da, sw, shape))
-            sums = da.stack([sums[0], da.asarray(count, dtype=np.float64)]).rechunk(-1)
-        loss = _reduced(da, sums, reduction, dtype)
+        loss = _reduce_task(da, HighLevelGraph, f"fastce-loss-{token}", layer_keys,
+                            [holder], reduction, dtype, count)
     if not want_grad:
         return loss
     gname = f"fastce-grad-{token}"
