@@ -25,7 +25,6 @@ in parallel.
 from __future__ import annotations
 
 import math
-import operator
 import sys
 import warnings
 from itertools import product
@@ -145,6 +144,55 @@ def _global_position(local_flat, block_shape, offset, shape):
 
 # --------------------------------------------------------- class losses --
 
+def _block_grad_output(spec, gout, denominator):
+    """A block's grad_output for its reduction="sum" (or "none") call: the
+    per-position one, or the scalar over the global denominator for a mean."""
+    if not spec["want_grad"]:
+        return None
+    reduction, go = spec["reduction"], spec["grad_output"]
+    if reduction == "none":
+        return 1.0 if gout is None else gout
+    if reduction == "mean":
+        return go / denominator if denominator != 0 else math.nan
+    return go
+
+
+def _upstream(da, grad_output, want_grad, reduction, shape, chunks):
+    """(scalar upstream gradient, per-position Dask array or None)."""
+    if not (want_grad and grad_output is not None):
+        return 1.0, None
+    if is_dask(grad_output) or np.ndim(grad_output) > 0:
+        if reduction != "none" or tuple(np.shape(grad_output)) != shape:
+            raise ValueError(f"grad_output must be a scalar or have the loss's shape "
+                             f"{shape}, got shape {np.shape(grad_output)}")
+        return 1.0, _as_dask(da, grad_output, chunks).astype(np.float64)
+    return float(grad_output), None
+
+
+def _outputs(da, HighLevelGraph, token, blocks, holder, loss_index, loss_chunks,
+             grad_chunks, dtype, reduction, want_grad, denominator):
+    """The call's results from its per-block tasks ``(holder, k)``, each
+    (partials, losses, gradient): the loss ("none": per position; else one
+    task over the partials) and, with want_grad, the gradient."""
+    name = holder.name
+    if reduction == "none":
+        lname = f"fastce-losses-{token}"
+        ldsk = {(lname,) + loss_index(idx): (_tuple_get, (name, k), 1)
+                for k, idx in enumerate(blocks)}
+        loss = da.Array(HighLevelGraph.from_collections(lname, ldsk, dependencies=[holder]),
+                        lname, chunks=loss_chunks, dtype=dtype)
+    else:
+        loss = _reduce_task(da, HighLevelGraph, f"fastce-loss-{token}",
+                            [(name, k) for k in range(len(blocks))], [holder], reduction,
+                            dtype, denominator)
+    if not want_grad:
+        return loss
+    gname = f"fastce-grad-{token}"
+    gdsk = {(gname,) + idx: (_tuple_get, (name, k), 2) for k, idx in enumerate(blocks)}
+    return loss, da.Array(HighLevelGraph.from_collections(gname, gdsk, dependencies=[holder]),
+                          gname, chunks=grad_chunks, dtype=dtype)
+
+
 def _check_index_block(t, n_cls, ignore_index, offset, batch_shape):
     """IndexError (value, global position) for the first bad target of a block."""
     flat = t.reshape(-1)
@@ -187,15 +235,7 @@ def _class_block(x, t, sw, gout, weight, denominator, spec, offset):
         _check_index_block(np.asarray(t), spec["n_cls"], spec["ignore_index"], offset,
                            spec["batch_shape"])
     reduction = spec["reduction"]
-    grad_output = None
-    if spec["want_grad"]:
-        go = spec["grad_output"]
-        if reduction == "none":
-            grad_output = 1.0 if gout is None else gout
-        elif reduction == "mean":
-            grad_output = go / denominator if denominator != 0 else math.nan
-        else:
-            grad_output = go
+    grad_output = _block_grad_output(spec, gout, denominator)
     pb = v.prepare_class_loss(
         x, t, weight, None, spec["ignore_index"], None,
         "none" if reduction == "none" else "sum", spec["label_smoothing"], spec["axis"],
@@ -215,7 +255,6 @@ def _class_block(x, t, sw, gout, weight, denominator, spec, offset):
 
 def _check_class_shapes(x, t, axis, nll):
     batch = x.shape[:axis] + x.shape[axis + 1:]
-    meta = np.empty((0,), dtype=t.dtype)
     if t.dtype.kind in "iu" or nll:
         if t.dtype.kind not in "iu":
             raise TypeError(f"nll_loss expects integer class-index targets, got dtype "
@@ -234,7 +273,6 @@ def _check_class_shapes(x, t, axis, nll):
             raise ValueError(f"probability target shape {t.shape} does not match input "
                              f"shape {x.shape}")
         return False, batch
-    del meta
     raise TypeError(f"target must hold integer class indices or floating class "
                     f"probabilities, got dtype {t.dtype}")
 
@@ -303,17 +341,11 @@ def class_loss(input, target, weight, ignore_index, reduction, label_smoothing, 
             except ValueError:
                 raise ValueError(f"sample_weight of shape {sw_np.shape} cannot be "
                                  f"broadcast to the target's shape {batch_shape}") from None
-            sample_weight = np.broadcast_to(sw_np, batch_shape)
-        sw = _as_dask(da, da.broadcast_to(sample_weight, batch_shape), batch_chunks)
-    go_scalar, gout = 1.0, None
-    if want_grad and grad_output is not None:
-        if is_dask(grad_output) or np.ndim(grad_output) > 0:
-            if reduction != "none" or tuple(np.shape(grad_output)) != batch_shape:
-                raise ValueError(f"grad_output must be a scalar or have the loss's shape "
-                                 f"{batch_shape}, got shape {np.shape(grad_output)}")
-            gout = _as_dask(da, grad_output, batch_chunks).astype(np.float64)
+            sw = _as_dask(da, np.broadcast_to(sw_np, batch_shape), batch_chunks)
         else:
-            go_scalar = float(grad_output)
+            sw = _as_dask(da, da.broadcast_to(sample_weight, batch_shape), batch_chunks)
+    go_scalar, gout = _upstream(da, grad_output, want_grad, reduction, batch_shape,
+                                batch_chunks)
     spec = dict(index=index, n_cls=n_cls, ignore_index=ignore, batch_shape=batch_shape,
                 label_smoothing=eps, axis=ax, nll=nll, want_grad=want_grad,
                 z_loss=z_loss, softcap=softcap, focal=focal, reduction=reduction,
@@ -369,24 +401,9 @@ def class_loss(input, target, weight, ignore_index, reduction, label_smoothing, 
                           weight_arg, denominator_key, spec, off)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
     holder = da.Array(graph, name, chunks=((1,) * len(blocks),), dtype=object)
-    layer_keys = [(name, k) for k in range(len(blocks))]
-
-    if reduction == "none":
-        lname = f"fastce-losses-{token}"
-        ldsk = {(lname,) + batch_index(idx): (_tuple_get, (name, k), 1)
-                for k, idx in enumerate(blocks)}
-        lgraph = HighLevelGraph.from_collections(lname, ldsk, dependencies=[holder])
-        loss = da.Array(lgraph, lname, chunks=batch_chunks, dtype=dtype)
-    else:
-        loss = _reduce_task(da, HighLevelGraph, f"fastce-loss-{token}", layer_keys,
-                            [holder], reduction, dtype,
-                            denominator if want_grad and reduction == "mean" else None)
-    if not want_grad:
-        return loss
-    gname = f"fastce-grad-{token}"
-    gdsk = {(gname,) + idx: (_tuple_get, (name, k), 2) for k, idx in enumerate(blocks)}
-    ggraph = HighLevelGraph.from_collections(gname, gdsk, dependencies=[holder])
-    return loss, da.Array(ggraph, gname, chunks=x.chunks, dtype=dtype)
+    return _outputs(da, HighLevelGraph, token, blocks, holder, batch_index, batch_chunks,
+                    x.chunks, dtype, reduction, want_grad,
+                    denominator if want_grad and reduction == "mean" else None)
 
 
 # -------------------------------------------------------- binary losses --
@@ -417,16 +434,7 @@ def _binary_block(x, y, weight, pos_weight, sw, gout, spec, offset):
         _check_unit_block(np.asarray(x), offset, spec["shape"], "input")
         _check_unit_block(np.asarray(y), offset, spec["shape"], "target")
     reduction = spec["reduction"]
-    grad_output = None
-    if spec["want_grad"]:
-        go = spec["grad_output"]
-        if reduction == "none":
-            grad_output = 1.0 if gout is None else gout
-        elif reduction == "mean":
-            d = spec["denominator"]
-            grad_output = go / d if d != 0 else math.nan
-        else:
-            grad_output = go
+    grad_output = _block_grad_output(spec, gout, spec["denominator"])
     pb = v.prepare_binary_loss(x, y, weight, None, None,
                                "none" if reduction == "none" else "sum", pos_weight,
                                want_grad=spec["want_grad"], grad_output=grad_output,
@@ -488,15 +496,7 @@ def binary_loss(logits, input, target, weight, reduction, pos_weight, *, want_gr
         else:
             s = v.sample_weight_values(sw, shape, "the input's shape")
             denominator = float(s.sum()) * (math.prod(shape) / s.size) if s.size else 0.0
-    go_scalar, gout = 1.0, None
-    if want_grad and grad_output is not None:
-        if is_dask(grad_output) or np.ndim(grad_output) > 0:
-            if reduction != "none" or tuple(np.shape(grad_output)) != shape:
-                raise ValueError(f"grad_output must be a scalar or have the loss's shape "
-                                 f"{shape}, got shape {np.shape(grad_output)}")
-            gout = _as_dask(da, grad_output, x.chunks)
-        else:
-            go_scalar = float(grad_output)
+    go_scalar, gout = _upstream(da, grad_output, want_grad, reduction, shape, x.chunks)
     spec = dict(logits=logits, shape=shape, reduction=reduction, want_grad=want_grad,
                 grad_output=go_scalar, focal=focal, denominator=None,
                 n_threads=1 if n_threads is None else n_threads)
@@ -532,25 +532,12 @@ def binary_loss(logits, input, target, weight, reduction, pos_weight, *, want_gr
         deps.append(denominator)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
     holder = da.Array(graph, name, chunks=((1,) * len(blocks),), dtype=object)
-    layer_keys = [(name, k) for k in range(len(blocks))]
-    if reduction == "none":
-        lname = f"fastce-losses-{token}"
-        ldsk = {(lname,) + idx: (_tuple_get, (name, k), 1) for k, idx in enumerate(blocks)}
-        lgraph = HighLevelGraph.from_collections(lname, ldsk, dependencies=[holder])
-        loss = da.Array(lgraph, lname, chunks=x.chunks, dtype=dtype)
-    else:
-        count = None
-        if reduction == "mean":
-            count = (denominator if (want_grad and sw is not None) else
-                     _mean_denominator(da, sw, shape))
-        loss = _reduce_task(da, HighLevelGraph, f"fastce-loss-{token}", layer_keys,
-                            [holder], reduction, dtype, count)
-    if not want_grad:
-        return loss
-    gname = f"fastce-grad-{token}"
-    gdsk = {(gname,) + idx: (_tuple_get, (name, k), 2) for k, idx in enumerate(blocks)}
-    ggraph = HighLevelGraph.from_collections(gname, gdsk, dependencies=[holder])
-    return loss, da.Array(ggraph, gname, chunks=x.chunks, dtype=dtype)
+    count = None
+    if reduction == "mean":
+        count = (denominator if (want_grad and sw is not None) else
+                 _mean_denominator(da, sw, shape))
+    return _outputs(da, HighLevelGraph, token, blocks, holder, lambda idx: idx, x.chunks,
+                    x.chunks, dtype, reduction, want_grad, count)
 
 
 def _with_denominator(spec, denominator):
@@ -605,5 +592,3 @@ def class_weights(target, num_classes, method, ignore_index, beta, finish):
     return da.map_blocks(finish, counts, dtype=np.float64,
                          meta=np.empty((0,), np.float64))
 
-
-del operator

@@ -446,6 +446,19 @@ def _call(loss: str, fn, preds, labels, sample_weight, options) -> GradHess:
     return fn(raw, labels, sample_weight=sample_weight, **options)
 
 
+def _library_objective(loss: str, hessian, options) -> Callable[[Any, Any], GradHess]:
+    """``objective(preds, data)`` reading labels and weights of a DMatrix /
+    Dataset (both spell them ``get_label`` / ``get_weight``)."""
+    fn = _objective(loss)
+    options = dict(options, hessian=hessian)
+
+    def objective(preds, data) -> GradHess:
+        return _call(loss, fn, preds, data.get_label(), data.get_weight(), options)
+
+    objective.__name__ = objective.__qualname__ = f"fastce_{loss}"
+    return objective
+
+
 def xgboost_objective(loss: str = "softmax", *, hessian: HessianRule = "xgboost",
                       **options: Any) -> Callable[[Any, Any], GradHess]:
     """A custom objective for ``xgboost.train(params, dtrain, obj=...)``.
@@ -489,14 +502,7 @@ def xgboost_objective(loss: str = "softmax", *, hessian: HessianRule = "xgboost"
     array([[-0.667,  0.333,  0.333],
            [ 1.   ,  1.   , -2.   ]], dtype=float32)
     """
-    fn = _objective(loss)
-    options = dict(options, hessian=hessian)
-
-    def objective(predt, dtrain) -> GradHess:
-        return _call(loss, fn, predt, dtrain.get_label(), dtrain.get_weight(), options)
-
-    objective.__name__ = objective.__qualname__ = f"fastce_{loss}"
-    return objective
+    return _library_objective(loss, hessian, options)
 
 
 def lightgbm_objective(loss: str = "softmax", *, hessian: HessianRule = "lightgbm",
@@ -535,15 +541,7 @@ def lightgbm_objective(loss: str = "softmax", *, hessian: HessianRule = "lightgb
     array([[0.5, 0.5],
            [0.5, 0.5]])
     """
-    fn = _objective(loss)
-    options = dict(options, hessian=hessian)
-
-    def objective(preds, train_data) -> GradHess:
-        return _call(loss, fn, preds, train_data.get_label(), train_data.get_weight(),
-                     options)
-
-    objective.__name__ = objective.__qualname__ = f"fastce_{loss}"
-    return objective
+    return _library_objective(loss, hessian, options)
 
 
 def sklearn_objective(loss: str = "softmax", *, hessian: HessianRule = "xgboost",
