@@ -154,7 +154,7 @@ def build_bench_parser(prog=None) -> argparse.ArgumentParser:
     return parser
 
 
-def run_from_args(args, full=False, out=None, err=None) -> int:
+def run_from_args(args, full=False, out=None, err=None, machine_floor=None) -> int:
     """Run the self-check and the benchmark as parsed by `add_options`.
 
     Parameters
@@ -165,6 +165,10 @@ def run_from_args(args, full=False, out=None, err=None) -> int:
         ``FULL_ROUNDS`` rounds) rather than the short default run.
     out, err : file-like, optional
         Table and progress streams (default sys.stdout / sys.stderr).
+    machine_floor : object, optional
+        The real floor kernels of ``benchmarks/machine_floor`` (see
+        `fastce._bench.run_benchmarks`), which ``benchmarks/compare.py``
+        builds; the package alone has only the np.exp / torch.exp floor.
 
     Returns
     -------
@@ -215,7 +219,8 @@ def run_from_args(args, full=False, out=None, err=None) -> int:
     return _bench.check_and_benchmark(
         workloads, threads, rounds, budget_s=budget,
         use_torch=not opt.get("no_torch", False), check=not opt.get("no_check", False),
-        markdown=opt.get("markdown", False), json_path=opt.get("json"), out=out, err=err)
+        markdown=opt.get("markdown", False), json_path=opt.get("json"), out=out, err=err,
+        machine_floor=machine_floor)
 
 
 def main(argv=None) -> int:

@@ -60,6 +60,22 @@ class BenchRow:
     input_mb: float
     fwd_speedup_vs_1thread: float | None = None
     grad_speedup_vs_1thread: float | None = None
+    machine_floor_fwd_ms: float | None = None
+    machine_floor_grad_ms: float | None = None
+    core_probe_ms: float | None = None
+    core_efficiency: float | None = None
+
+    #: A row's extra threads count as free when the core probe kept this
+    #: share of its one-thread rate on each.
+    FREE_CORE_EFFICIENCY = 0.85
+
+    @property
+    def cores_busy(self) -> bool:
+        """True when the core probe shows the extra threads did not get
+        cores of their own during this pass (another process ran there):
+        its speedup is then not a measure of fastce's scaling."""
+        return (self.core_efficiency is not None
+                and self.core_efficiency < self.FREE_CORE_EFFICIENCY)
 
     @property
     def torch_fwd_ratio(self):
@@ -78,12 +94,23 @@ class BenchRow:
 
     @property
     def fwd_over_floor(self):
-        """fastce forward / floor_fwd (1.0 would be the machine's limit)."""
-        return ratio(self.fastce_fwd_ms, self.floor_fwd_ms)
+        """fastce forward / the real floor kernel's forward (1.0 would be
+        the machine's limit); None without the floor kernels."""
+        return ratio(self.fastce_fwd_ms, self.machine_floor_fwd_ms)
 
     @property
     def grad_over_floor(self):
-        """fastce loss+grad / floor_grad."""
+        """fastce loss+grad / the real floor kernel's loss + gradient."""
+        return ratio(self.fastce_grad_ms, self.machine_floor_grad_ms)
+
+    @property
+    def fwd_over_exp_floor(self):
+        """fastce forward / floor_fwd (the np.exp / torch.exp floor)."""
+        return ratio(self.fastce_fwd_ms, self.floor_fwd_ms)
+
+    @property
+    def grad_over_exp_floor(self):
+        """fastce loss+grad / floor_grad (the np.exp / torch.exp floor)."""
         return ratio(self.fastce_grad_ms, self.floor_grad_ms)
 
     @property
@@ -95,7 +122,8 @@ class BenchRow:
         """All fields and derived ratios, JSON-ready."""
         d = asdict(self)
         for name in ("torch_fwd_ratio", "torch_grad_ratio", "numpy_fwd_ratio",
-                     "fwd_over_floor", "grad_over_floor", "fwd_peak_pct"):
+                     "fwd_over_floor", "grad_over_floor", "fwd_over_exp_floor",
+                     "grad_over_exp_floor", "fwd_peak_pct", "cores_busy"):
             d[name] = getattr(self, name)
         return d
 
@@ -108,6 +136,10 @@ def _fmt_ms(v):
 
 def _fmt_x(v):
     return "-" if v is None else (f"{v:.2f}" if v < 10 else f"{v:.1f}")
+
+
+def _fmt_speedup(r, value):
+    return "busy" if r.cores_busy else _fmt_x(value)
 
 
 def _fmt_mem(r):
@@ -127,12 +159,19 @@ _COLUMNS = (
     ("torch ms", "f+b", lambda r: _fmt_ms(r.torch_fwdbwd_ms)),
     ("× faster than torch", "fwd", lambda r: _fmt_x(r.torch_fwd_ratio)),
     ("× faster than torch", "l+g", lambda r: _fmt_x(r.torch_grad_ratio)),
+    ("floor ms", "fwd", lambda r: _fmt_ms(r.machine_floor_fwd_ms)),
+    ("floor ms", "l+g", lambda r: _fmt_ms(r.machine_floor_grad_ms)),
     ("× floor", "fwd", lambda r: _fmt_x(r.fwd_over_floor)),
     ("× floor", "l+g", lambda r: _fmt_x(r.grad_over_floor)),
+    ("× exp floor", "fwd", lambda r: _fmt_x(r.fwd_over_exp_floor)),
+    ("× exp floor", "l+g", lambda r: _fmt_x(r.grad_over_exp_floor)),
     ("fwd peak extra", "MB (% input)", _fmt_mem),
-    ("speedup vs 1T", "fwd", lambda r: _fmt_x(r.fwd_speedup_vs_1thread)),
-    ("speedup vs 1T", "l+g", lambda r: _fmt_x(r.grad_speedup_vs_1thread)),
+    ("speedup vs 1T", "fwd", lambda r: _fmt_speedup(r, r.fwd_speedup_vs_1thread)),
+    ("speedup vs 1T", "l+g", lambda r: _fmt_speedup(r, r.grad_speedup_vs_1thread)),
 )
+
+# the real floor's columns, left out when no row has it
+_MACHINE_FLOOR_GROUPS = ("floor ms", "× floor")
 
 
 def format_table(rows, markdown=False, legend=True):
@@ -153,6 +192,9 @@ def format_table(rows, markdown=False, legend=True):
     columns = _COLUMNS
     if rows and all(r.torch_fwd_ms is None for r in rows):  # torch not installed
         columns = tuple(c for c in columns if "torch" not in c[0])
+    machine = any(r.machine_floor_fwd_ms is not None for r in rows)
+    if not machine:
+        columns = tuple(c for c in columns if c[0] not in _MACHINE_FLOOR_GROUPS)
     cells = [[fmt(r) for _, _, fmt in columns] for r in rows]
     lines = []
     if markdown:
@@ -204,13 +246,21 @@ def format_table(rows, markdown=False, legend=True):
             "out=, torch forward + backward); medians of interleaved rounds "
             f"({_span(r.rounds for r in rows)} rounds).",
             "× faster than torch: torch time / fastce time at the same thread count.",
-            "× floor: fastce time / the machine floor: max(one read of the input, "
-            "one exp per element at the faster in-cache rate of np.exp / torch.exp), "
-            "+ one write of an input-sized buffer for l+g.",
+            "× exp floor: fastce time / max(one read of the input, one exp per "
+            "element at the faster in-cache rate of np.exp / torch.exp), + one write "
+            "of an input-sized buffer for l+g (context: fastce's exp beats both).",
             "fwd peak extra: memory the fastce forward allocates (tracemalloc), "
             "against the input's size.",
-            "speedup vs 1T: fastce time at 1 thread / at this thread count.",
+            "speedup vs 1T: fastce time at 1 thread / at this thread count"
+            + ("; 'busy': the core probe ran below "
+               f"{BenchRow.FREE_CORE_EFFICIENCY:.0%} of its one-thread rate per thread "
+               "in this pass, so another process had a core" if machine else "") + ".",
         ]
+        if machine:
+            notes.insert(2, "floor: the floor kernels of benchmarks/machine_floor "
+                         "(one read, one exp per element summed per row, one log per "
+                         "row; + one write per element for l+g), timed in the same "
+                         "pass; × floor: fastce time / that.")
         if any(r.numpy_fwd_ms is not None for r in rows) and len(
                 {r.n_threads for r in rows}) > 1:
             notes.append("numpy (single-threaded) is timed in the first thread pass "

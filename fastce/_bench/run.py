@@ -1,8 +1,9 @@
 """Running the benchmark: one interleaved pass per workload and thread count.
 
 `run_benchmarks` builds, for each pass, every timed callable (fastce forward
-and loss + gradient, the NumPy reference, torch, the pieces of the machine
-floor), times them with `fastce._bench.timing.interleaved_medians` and turns
+and loss + gradient, the NumPy reference, torch, the pieces of the exp
+floor, and the real floor kernels when ``benchmarks/compare.py`` hands them
+in), times them with `fastce._bench.timing.interleaved_medians` and turns
 the medians into `BenchRow` objects; `check_and_benchmark` is what
 ``python -m fastce`` runs once its options are resolved: the self-check, the
 benchmark, the table.  The presets of the standard runs live here too.
@@ -45,7 +46,8 @@ DEFAULT_PASS_BUDGET_S = 2.5
 EXP_BLOCK_BYTES = 256 * 1024
 
 
-def _implementations(workload: Workload, n_threads: int, torch, include_numpy: bool):
+def _implementations(workload: Workload, n_threads: int, torch, include_numpy: bool,
+                     machine_floor=None):
     """Every timed thing of one pass, floors included, on ``n_threads``
     threads (torch already set to it): (name -> zero-argument callable, bytes
     of the block the exp floor runs on)."""
@@ -101,11 +103,14 @@ def _implementations(workload: Workload, n_threads: int, torch, include_numpy: b
         impls["exp_torch_call"] = lambda: torch.exp(tiny_tensor, out=tiny_out_tensor)
     impls["floor_read"] = lambda: np.max(x)
     impls["floor_write"] = lambda: scratch.fill(0)
+    if machine_floor is not None:
+        for name, fn in machine_floor.callables(workload, n_threads).items():
+            impls["machine_" + name] = fn
     return impls, block.nbytes
 
 
 def run_benchmarks(workloads, threads=(1,), rounds=DEFAULT_ROUNDS, *, use_torch=True,
-                   budget_s=None, progress="stderr"):
+                   budget_s=None, progress="stderr", machine_floor=None):
     """Time fastce, the NumPy reference and PyTorch on each workload.
 
     For each workload, one interleaved pass per thread count (see
@@ -128,6 +133,12 @@ def run_benchmarks(workloads, threads=(1,), rounds=DEFAULT_ROUNDS, *, use_torch=
     progress : file-like, "stderr" or None, default "stderr"
         Where the one-line-per-workload progress display goes (None: no
         display; "stderr": ``sys.stderr`` as it is at call time).
+    machine_floor : object, optional
+        The real floor kernels (``benchmarks/machine_floor``, not part of
+        the package): ``callables(workload, n_threads)`` gives zero-argument
+        callables named ``floor_fwd``, ``floor_grad`` and ``core_probe``
+        (fixed compute per thread: its time at n threads against 1 thread
+        tells a busy core from poor scaling), timed in the same pass.
 
     Returns
     -------
@@ -150,7 +161,8 @@ def run_benchmarks(workloads, threads=(1,), rounds=DEFAULT_ROUNDS, *, use_torch=
                 print(f"[{index}/{len(workloads)}] {workload.label} ...", end="",
                       file=progress, flush=True)
             started = time.perf_counter()
-            rows_here = _bench_workload(workload, threads, rounds, torch, budget_s)
+            rows_here = _bench_workload(workload, threads, rounds, torch, budget_s,
+                                        machine_floor)
             rows.extend(rows_here)
             if progress is not None:
                 print(" " + _progress_summary(rows_here,
@@ -162,7 +174,7 @@ def run_benchmarks(workloads, threads=(1,), rounds=DEFAULT_ROUNDS, *, use_torch=
     return rows
 
 
-def _bench_workload(workload, threads, rounds, torch, budget_s):
+def _bench_workload(workload, threads, rounds, torch, budget_s, machine_floor=None):
     """The rows of one workload, one per thread count; its data is released
     afterwards, whatever happens."""
     ms = 1e3
@@ -175,7 +187,8 @@ def _bench_workload(workload, threads, rounds, torch, budget_s):
             if torch is not None:
                 torch.set_num_threads(n)
             impls, exp_block_bytes = _implementations(workload, n, torch,
-                                                      include_numpy=pass_index == 0)
+                                                      include_numpy=pass_index == 0,
+                                                      machine_floor=machine_floor)
             med, done = interleaved_medians(impls, rounds, budget_s)
             if "numpy_fwd" in med:
                 numpy_ms = med["numpy_fwd"] * ms
@@ -203,6 +216,9 @@ def _bench_workload(workload, threads, rounds, torch, budget_s):
                 floor_fwd_ms=floor_fwd * ms, floor_grad_ms=(floor_fwd + write) * ms,
                 fwd_peak_mb=fwd_peak / 1e6, grad_peak_mb=grad_peak / 1e6,
                 input_mb=input_mb,
+                machine_floor_fwd_ms=_ms(med.get("machine_floor_fwd")),
+                machine_floor_grad_ms=_ms(med.get("machine_floor_grad")),
+                core_probe_ms=_ms(med.get("machine_core_probe")),
             ))
             del impls
             gc.collect()
@@ -213,11 +229,17 @@ def _bench_workload(workload, threads, rounds, torch, budget_s):
     if one_thread is not None:
         for r in rows:
             if r.n_threads > 1:
+                # the probe does the same work per thread at every count
+                r.core_efficiency = ratio(one_thread.core_probe_ms, r.core_probe_ms)
                 r.fwd_speedup_vs_1thread = ratio(one_thread.fastce_fwd_ms,
                                                  r.fastce_fwd_ms)
                 r.grad_speedup_vs_1thread = ratio(one_thread.fastce_grad_ms,
                                                   r.fastce_grad_ms)
     return rows
+
+
+def _ms(seconds):
+    return None if seconds is None else seconds * 1e3
 
 
 def _progress_summary(rows, seconds):
@@ -232,7 +254,7 @@ def _progress_summary(rows, seconds):
 
 def check_and_benchmark(workloads, threads, rounds, *, budget_s=None, use_torch=True,
                         check=True, markdown=False, json_path=None, out=None,
-                        err=None) -> int:
+                        err=None, machine_floor=None) -> int:
     """The self-check, then the benchmark table: ``python -m fastce``'s run.
 
     Parameters
@@ -253,6 +275,9 @@ def check_and_benchmark(workloads, threads, rounds, *, budget_s=None, use_torch=
         Also write the environment and the rows there as JSON.
     out, err : file-like, optional
         Table and progress streams (default sys.stdout / sys.stderr).
+    machine_floor : object, optional
+        The real floor kernels (see `run_benchmarks`); its ``describe(threads)``
+        lines (exp error, memory bandwidth) head the table.
 
     Returns
     -------
@@ -273,15 +298,18 @@ def check_and_benchmark(workloads, threads, rounds, *, budget_s=None, use_torch=
           + ("" if budget_s is None else f" (at most ~{budget_s:g} s per pass)"),
           file=err, flush=True)
     rows = run_benchmarks(workloads, threads, rounds, use_torch=use_torch,
-                          budget_s=budget_s, progress=err)
+                          budget_s=budget_s, progress=err, machine_floor=machine_floor)
+    floor_lines = machine_floor.describe(threads) if machine_floor is not None else []
     print(file=err, flush=True)
     print(environment_summary() if not markdown else f"_{environment_summary()}_",
           file=out)
+    for line in floor_lines:
+        print(line if not markdown else f"- {line}", file=out)
     print(file=out)
     print(format_table(rows, markdown=markdown), file=out, flush=True)
     if json_path:
         with open(json_path, "w") as fh:
-            json.dump({"environment": environment_summary(),
+            json.dump({"environment": environment_summary(), "machine_floor": floor_lines,
                        "rows": [r.as_dict() for r in rows]}, fh, indent=1)
     if not ok:
         print("\nself-check FAILED (see the FAIL lines above)", file=err)
