@@ -39,7 +39,8 @@ from cython.parallel cimport prange
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 cimport numpy as cnp
 from fastce._kernels._runtime cimport (
-    FCE_TILE_MAX, fce_class_args, fce_targets, floating, simd_index_decode,
+    FCE_STREAM_MIN_BYTES, FCE_TILE_MAX, fce_class_args, fce_targets, floating,
+    simd_index_decode,
     simd_index_finish, simd_index_fix, simd_tile_grad, simd_tile_index, simd_tile_lse,
     simd_tile_nll, simd_tile_prob, simd_tile_wdot)
 from libc.math cimport INFINITY
@@ -359,6 +360,8 @@ cdef fce_class_args _class_args(Py_ssize_t n_cls, object target, object soft_tar
     pb.focal_alpha = NULL
     pb.loss_out = <void *> _data(loss_out)
     pb.grad = <void *> _data(grad)
+    pb.stream_grad = (grad is not None
+                      and cnp.PyArray_NBYTES(<cnp.ndarray> grad) >= FCE_STREAM_MIN_BYTES)
     pb.hess = NULL
     pb.hess_scale = 1.0
     pb.hess_floor = -INFINITY

@@ -8,6 +8,7 @@ class BuildInfo(TypedDict):
     compiler: str
     cflags: str
     simd_built: str
+    stream_min_bytes: int
     forked_serial: bool
 
 # name: "auto", "baseline", "avx2" or "avx512"; ValueError when unavailable

@@ -93,6 +93,8 @@ def build_info():
         "compiler": FCE_COMPILER_VERSION.decode(errors="replace"),
         "cflags": FCE_CFLAGS.decode(errors="replace"),
         "simd_built": built_archs(),
+        # gradients at least this big are written with streaming stores
+        "stream_min_bytes": int(FCE_STREAM_MIN_BYTES),
         "forked_serial": bool(fce_forked_serial),
     }
 

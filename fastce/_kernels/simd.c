@@ -9,6 +9,9 @@
 #include <string.h>
 #include <stdlib.h>
 #include "simd.h"
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>  /* streaming stores (simd_stream.h); each variant's own */
+#endif
 
 typedef fce_intp npy_intp;
 

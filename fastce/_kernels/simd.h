@@ -20,6 +20,10 @@ typedef ptrdiff_t fce_intp;
 #define FCE_ROW_BLOCK 2048
 /* Most elements a tile keeps the exponentials of for its gradient. */
 #define FCE_KEEP_EXP_MAX 8192
+/* A gradient at least this big is written with streaming stores where
+ * that measured faster (simd_stream.h): it does not fit the caches, so
+ * nothing is gained by reading its lines before writing them. */
+#define FCE_STREAM_MIN_BYTES (8 << 20)
 
 /* One softmax cross-entropy call (index or probability targets, NLL): what
  * the kernels read, and the per-tile sums they leave for the reduction.
@@ -40,6 +44,7 @@ typedef struct {
     const void *focal_alpha;  /* its (C,) class factors alpha, or NULL */
     void *loss_out;           /* per-position loss, or NULL */
     void *grad;               /* gradient in x's layout (may be x), or NULL */
+    int stream_grad;          /* write it with streaming stores (>= FCE_STREAM_MIN_BYTES) */
     void *hess;               /* with grad: the Hessian's diagonal in x's layout, or NULL */
     double hess_scale;        /* its factor (2: XGBoost's, C / (C - 1): LightGBM's) */
     double hess_floor;        /* its lower bound after the factor (-inf: none) */

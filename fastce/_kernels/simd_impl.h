@@ -10,6 +10,7 @@
  * earlier ones):
  *   simd_math.h    scalar math: exp of x <= 0, log1p on [0, 1], the log of
  *                  a sum of exponentials -- algorithms and measured ulp
+ *   simd_stream.h  streaming-store copy of a gradient block out of cache
  *   simd_lse.h     log-sum-exp of a tile: rows, position-major lanes, short
  *                  rows transposed in and out
  *   simd_class.h   class sums (label smoothing, probability targets) and the
@@ -68,6 +69,7 @@
 #endif
 
 #include "simd_math.h"
+#include "simd_stream.h"
 #include "simd_lse.h"
 #include "simd_class.h"
 #include "simd_index.h"

@@ -520,8 +520,10 @@ static FCE_NOINLINE double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, n
     if (smoothing) FN(tile_wdot)(x, np_, nc, nc, 1, w, shift, dot);
     double loss = FN(index_finish)(x, np_, nc, 1, a, first, d, shift, logsum,
                                    smoothing ? dot : NULL, coef, beta);
-    /* short rows: the gradient is formed in the buffer, then transposed out */
-    T *gk = short_rows ? buf : g;
+    /* short rows: the gradient is formed in the buffer, then transposed out;
+     * a streamed gradient is formed there too, then copied out */
+    const int stream = a->stream_grad && !short_rows;
+    T *gk = short_rows || stream ? buf : g;
     const npy_intp ps = short_rows ? 1 : nc, cs = short_rows ? np_ : 1;
     if (!smoothing)
         FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, coef, beta, w, 0, 0);
@@ -530,7 +532,12 @@ static FCE_NOINLINE double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, n
     else
         FN(kept_grad_impl)(buf, gk, np_, nc, ps, cs, sum, coef, beta, w, 1, 0);
     FN(index_fix)(gk, np_, ps, cs, a, first, d);
-    if (short_rows) FN(transpose_out)(buf, np_, nc, nc, g);
+    if (short_rows) {
+        FN(transpose_out)(buf, np_, nc, nc, g);
+    } else if (stream) {
+        FN(stream_copy)(buf, g, np_ * nc);
+        FN(stream_fence)();
+    }
     return loss;
 }
 #pragma GCC diagnostic pop
