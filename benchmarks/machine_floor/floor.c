@@ -426,48 +426,87 @@ double floor_cols_f32(const float *x, intp outer, intp c, intp inner, float *gra
  * masks) turns them into c class vectors across rows, and back. ---- */
 
 typedef struct {
-    int n_out, n_steps[16], pair[16][16];
-    __m512i idx[16][16];
-    __mmask16 mask[16][16];
+    __m512i idx[16][8];      /* [output][pair of source vectors] */
+    __mmask16 mask[16][8];   /* the output lanes that pair supplies */
 } permute_plan;
 
-/* out[o] lane l = in[src[o][l] / 16] lane src[o][l] % 16 */
-static void plan_permute(permute_plan *plan, int n_out, int src[16][16])
+/* out[o] lane l = in[src[o][l] / 16] lane src[o][l] % 16, o < c */
+static void plan_permute(permute_plan *plan, int c, int src[16][16])
 {
-    plan->n_out = n_out;
-    for (int o = 0; o < n_out; o++) {
-        plan->n_steps[o] = 0;
+    for (int o = 0; o < c; o++)
         for (int q = 0; q < 8; q++) {
             int lanes[16];
             __mmask16 k = 0;
             for (int l = 0; l < 16; l++) {
-                int v = src[o][l] / 16;
-                lanes[l] = (v - 2 * q) >= 0 && (v - 2 * q) < 2
-                           ? (v - 2 * q) * 16 + src[o][l] % 16 : 0;
-                if ((v - 2 * q) >= 0 && (v - 2 * q) < 2) k |= (__mmask16)(1u << l);
+                int v = src[o][l] / 16 - 2 * q;
+                int mine = v >= 0 && v < 2;
+                lanes[l] = mine ? v * 16 + src[o][l] % 16 : 0;
+                if (mine) k |= (__mmask16)(1u << l);
             }
-            if (!k) continue;
-            int s = plan->n_steps[o]++;
-            plan->pair[o][s] = q;
-            plan->idx[o][s] = _mm512_loadu_si512(lanes);
-            plan->mask[o][s] = k;
+            plan->idx[o][q] = _mm512_loadu_si512(lanes);
+            plan->mask[o][q] = k;
         }
-    }
 }
 
-static inline void apply_permute(const permute_plan *plan, const __m512 *in, __m512 *out)
+/* C a constant at every call: the loops unroll and in/out stay in registers */
+static inline __attribute__((always_inline)) void
+apply_permute(const permute_plan *plan, const __m512 *in, __m512 *out, const int C)
 {
-    for (int o = 0; o < plan->n_out; o++) {
+    for (int o = 0; o < C; o++) {
         __m512 r = _mm512_setzero_ps();
-        for (int s = 0; s < plan->n_steps[o]; s++) {
-            int q = plan->pair[o][s];
-            r = _mm512_mask_mov_ps(r, plan->mask[o][s],
-                                   _mm512_permutex2var_ps(in[2 * q], plan->idx[o][s],
+        for (int q = 0; q < (C + 1) / 2; q++)
+            r = _mm512_mask_mov_ps(r, plan->mask[o][q],
+                                   _mm512_permutex2var_ps(in[2 * q], plan->idx[o][q],
                                                           in[2 * q + 1]));
-        }
         out[o] = r;
     }
 }
+
+/* one block of 16 rows of C classes at xb: the sum of its log-sum-exps;
+ * with gb, its softmax written there */
+static inline __attribute__((always_inline)) double
+small_block(const float *xb, float *gb, const int C, const permute_plan *to_cols,
+            const permute_plan *to_rows, int nt, table32 t, log_tables lt)
+{
+    __m512 in[16], col[16];
+    for (int k = 0; k < 16; k++) in[k] = col[k] = _mm512_setzero_ps();
+    for (int k = 0; k < C; k++) in[k] = _mm512_loadu_ps(xb + 16 * k);
+    apply_permute(to_cols, in, col, C);
+    __m512 m = col[0], s = _mm512_setzero_ps();
+    for (int j = 1; j < C; j++) m = _mm512_max_ps(m, col[j]);
+    for (int j = 0; j < C; j++) {
+        col[j] = exp_ps(_mm512_sub_ps(col[j], m), t);
+        s = _mm512_add_ps(s, col[j]);
+    }
+    double lse = _mm512_reduce_add_ps(_mm512_add_ps(m, log_ps(s, lt)));
+    if (gb) {
+        __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), s);
+        for (int j = 0; j < C; j++) col[j] = _mm512_mul_ps(col[j], inv);
+        apply_permute(to_rows, col, in, C);
+        for (int k = 0; k < C; k++) put_ps(gb + 16 * k, in[k], 0xFFFF, nt);
+    }
+    return lse;
+}
+
+#define SMALL_CASES(G)                                                                  \
+    switch (c) {                                                                        \
+    case 1: total += small_block(xb, G, 1, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 2: total += small_block(xb, G, 2, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 3: total += small_block(xb, G, 3, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 4: total += small_block(xb, G, 4, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 5: total += small_block(xb, G, 5, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 6: total += small_block(xb, G, 6, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 7: total += small_block(xb, G, 7, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 8: total += small_block(xb, G, 8, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 9: total += small_block(xb, G, 9, &to_cols, &to_rows, nt, t, lt); break;      \
+    case 10: total += small_block(xb, G, 10, &to_cols, &to_rows, nt, t, lt); break;    \
+    case 11: total += small_block(xb, G, 11, &to_cols, &to_rows, nt, t, lt); break;    \
+    case 12: total += small_block(xb, G, 12, &to_cols, &to_rows, nt, t, lt); break;    \
+    case 13: total += small_block(xb, G, 13, &to_cols, &to_rows, nt, t, lt); break;    \
+    case 14: total += small_block(xb, G, 14, &to_cols, &to_rows, nt, t, lt); break;    \
+    case 15: total += small_block(xb, G, 15, &to_cols, &to_rows, nt, t, lt); break;    \
+    default: total += small_block(xb, G, 16, &to_cols, &to_rows, nt, t, lt); break;    \
+    }
 
 double floor_small_f32(const float *x, intp n, intp c, float *grad, int n_threads)
 {
@@ -490,28 +529,17 @@ double floor_small_f32(const float *x, intp n, intp c, float *grad, int n_thread
     #pragma omp parallel for OMP_THREADS(n_threads) schedule(static) reduction(+:total)
     for (intp b = 0; b < n / 16; b++) {
         const float *xb = x + b * 16 * c;
-        __m512 in[16], col[16];
-        for (int k = 0; k < 16; k++) in[k] = col[k] = _mm512_setzero_ps();
-        for (int k = 0; k < c; k++) in[k] = _mm512_loadu_ps(xb + 16 * k);
-        apply_permute(&to_cols, in, col);
-        __m512 m = col[0], s = _mm512_setzero_ps();
-        for (int j = 1; j < c; j++) m = _mm512_max_ps(m, col[j]);
-        for (int j = 0; j < c; j++) {
-            col[j] = exp_ps(_mm512_sub_ps(col[j], m), t);
-            s = _mm512_add_ps(s, col[j]);
-        }
-        total += _mm512_reduce_add_ps(_mm512_add_ps(m, log_ps(s, lt)));
         if (grad) {
-            __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), s);
-            for (int j = 0; j < c; j++) col[j] = _mm512_mul_ps(col[j], inv);
-            for (int j = c; j < 16; j++) col[j] = _mm512_setzero_ps();
-            apply_permute(&to_rows, col, in);
-            for (int k = 0; k < c; k++) put_ps(grad + b * 16 * c + 16 * k, in[k], 0xFFFF, nt);
+            float *gb = grad + b * 16 * c;
+            SMALL_CASES(gb)
+        } else {
+            SMALL_CASES(NULL)
         }
     }
     _mm_sfence();
     return total;
 }
+#undef SMALL_CASES
 
 /* ---- BCE with logits (E): max(x, 0) - x y + log(1 + exp(-|x|));
  * gradient sigmoid(x) - y, 1 / (1 + u) by rcp14 and one Newton step ---- */

@@ -5,14 +5,20 @@ fastce's kernels, read off the disassembly (objdump -d).
     python benchmarks/machine_floor/loops.py --all
 
 A loop is a backward jump inside a function; for each function the table
-shows its exp loop, the innermost loop with the most FMAs (``--all``: every
-innermost vector loop).  "per 16" is the loop's instruction count divided by
-the 16-float vectors it loads per array it streams (zmm memory operands
-whose address register the loop steps; loads through a fixed address --
-spill slots, tables, constants -- are counted apart as "other"), so an unrolled loop and
-a plain one compare alike; a loop that loads nothing (pure register work,
-e.g. a permute network) shows "-".  Static counts: a loop's share of the
-run time is the benchmark's to say, not this script's.
+shows its exp loops, the innermost loops holding an exp polynomial (six or
+more FMAs), one row per distinct loop -- one per layout or operand variant,
+fewest instructions first (``--all``: every innermost vector loop).
+
+"per 16 floats" is the loop's instruction count divided by the vectors it
+exponentiates per iteration (every exp here, fastce's and the floor's, ends
+with one shift of its integer into the exponent bits: ``vpslld $23`` for
+float32, ``vpsllq $52`` for float64), scaled to 16 elements, so an unrolled
+loop and a plain one, or a loop that also reads a shift or a buffer,
+compare alike.  It includes the loop's loads, stores, max, sums and
+overhead.  Static counts: a loop's share of the run time is the
+benchmark's to say, not this script's.  The small-row floor (A) is left
+out: its block loop is a switch over the class count, one unrolled case per
+count.
 """
 from __future__ import annotations
 
@@ -25,21 +31,19 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-# (function-name regex, what it is, arrays streamed per element: BCE reads
-# the logits and the targets)
+# (function-name regex, what it is)
 FLOOR_FUNCTIONS = (
-    (r"floor_rows_f32\._omp_fn\.\d+", "floor rows f32 (B, C, F)", 1),
-    (r"floor_rows_f64\._omp_fn\.\d+", "floor rows f64 (B64)", 1),
-    (r"floor_cols_f32\._omp_fn\.\d+", "floor columns (D)", 1),
-    (r"floor_small_f32\._omp_fn\.\d+", "floor small rows (A)", 1),
-    (r"floor_bce_f32\._omp_fn\.\d+", "floor BCE (E)", 2),
+    (r"floor_rows_f32\._omp_fn\.\d+", "floor rows f32 (B, C, F)"),
+    (r"floor_rows_f64\._omp_fn\.\d+", "floor rows f64 (B64)"),
+    (r"floor_cols_f32\._omp_fn\.\d+", "floor columns (D)"),
+    (r"floor_bce_f32\._omp_fn\.\d+", "floor BCE (E)"),
 )
 FASTCE_FUNCTIONS = (
-    (r"tile_lse_f32_{isa}", "fastce row log-sum-exp (B, C, F forward)", 1),
-    (r"tile_lse_f64_{isa}", "fastce row log-sum-exp f64 (B64)", 1),
-    (r"index_tile_kept_f32_{isa}", "fastce rows loss + gradient (B, F)", 1),
-    (r"tile_grad_f32_{isa}", "fastce gradient writer", 1),
-    (r"bce_logits_f32_{isa}", "fastce BCE (E)", 2),
+    (r"tile_lse_f32_{isa}", "fastce row log-sum-exp (B, C, F forward)"),
+    (r"tile_lse_f64_{isa}", "fastce row log-sum-exp f64 (B64)"),
+    (r"index_tile_kept_f32_{isa}", "fastce rows loss + gradient (B, F)"),
+    (r"tile_grad_f32_{isa}", "fastce gradient writer"),
+    (r"bce_logits_f32_{isa}", "fastce BCE (E)"),
 )
 
 _INSN = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
@@ -76,44 +80,16 @@ def _operands(text):
     return parts + [current] if current else parts
 
 
-def _memory_sources(operands):
-    """The memory operands an instruction reads (all but the last operand,
-    which is the destination), RIP-relative constants and broadcasts left
-    out."""
-    ops = _operands(operands)
-    return [o for o in ops[:-1] if "(" in o and "rip" not in o and "{1to" not in o]
-
-
-def _registers(memory_operand):
-    inside = memory_operand[memory_operand.index("(") + 1:memory_operand.index(")")]
-    return {r.strip() for r in inside.split(",") if r.strip().startswith("%")}
-
-
-def _advancing(body):
-    """Registers the loop steps (add / sub / lea / inc into them): the
-    pointers and indices of its streams."""
-    regs = set()
-    for _, mnemonic, operands in body:
-        if mnemonic.startswith(("add", "sub", "lea", "inc")):
-            ops = _operands(operands)
-            if ops and ops[-1].startswith("%"):
-                regs.add(ops[-1].strip())
-    return regs
-
-
-def _load_kinds(body):
-    """(stream loads, other loads): distinct zmm memory operands; a stream
-    load's address moves with the loop, other loads' (spill slots, tables
-    behind a fixed pointer) do not."""
-    moving = _advancing(body)
-    streams, others = set(), set()
-    for _, _, operands in body:
-        if "%zmm" not in operands:
-            continue
-        for o in _memory_sources(operands):
-            # one address read by two instructions is one load's worth of data
-            (streams if _registers(o) & moving else others).add(o.split("{")[0])
-    return len(streams), len(others)
+def _exp_vectors(body):
+    """Vectors exponentiated per iteration: each exp, fastce's and the
+    floor's alike, ends by shifting its integer into the exponent field --
+    by 23 bits for float32 (16 per zmm), 52 for float64 (8 per zmm).
+    Returns (count, floats per vector)."""
+    f32 = sum(m == "vpslld" and ops.startswith("$0x17") and "%zmm" in ops
+              for _, m, ops in body)
+    f64 = sum(m == "vpsllq" and ops.startswith("$0x34") and "%zmm" in ops
+              for _, m, ops in body)
+    return (f32, 16) if f32 >= f64 else (f64, 8)
 
 
 def innermost_loops(insns):
@@ -133,30 +109,37 @@ def innermost_loops(insns):
             if not any((c, d) != (a, b) and a <= c and d <= b for c, d in loops)]
 
 
+#: An innermost loop with at least this many FMAs holds an exp polynomial.
+EXP_LOOP_FMAS = 6
+
+
 def loop_rows(functions, patterns, every_loop=False):
-    """Rows (label, function, instructions, zmm instructions, stream loads,
-    spill loads, instructions per 16 floats) of each function's exp loop:
-    the innermost loop with the most FMAs (every vector loop with
-    ``every_loop``)."""
+    """Rows (label, function, instructions, zmm instructions, exp vectors,
+    instructions per 16 floats) of each function's exp loops
+    (innermost loops with `EXP_LOOP_FMAS` or more FMAs; one row per distinct
+    shape, fewest instructions per 16 floats first), or of every innermost
+    vector loop with ``every_loop``."""
     rows = []
-    for pattern, label, streams in patterns:
+    for pattern, label in patterns:
         for name in [n for n in functions if re.fullmatch(pattern, n)]:
             insns = functions[name]
-            candidates = []
+            seen, found = set(), []
             for a, b in innermost_loops(insns):
                 body = insns[a:b + 1]
                 zmm = sum("%zmm" in ops for _, _, ops in body)
-                fmas = sum(m.startswith(("vfmadd", "vfnmadd", "vfmsub")) for m, _ in
-                           ((m, o) for _, m, o in body))
-                if zmm < 4:
+                fmas = sum(m.startswith(("vfmadd", "vfnmadd", "vfmsub")) for _, m, _ in body)
+                if zmm < 4 or (not every_loop and fmas < EXP_LOOP_FMAS):
                     continue
-                loads, spills = _load_kinds(body)
-                per16 = len(body) * streams / loads if loads else None
-                candidates.append((fmas, (label, name, len(body), zmm, loads, spills, per16)))
-            if every_loop:
-                rows.extend(row for _, row in candidates)
-            elif candidates:
-                rows.append(max(candidates, key=lambda c: c[0])[1])
+                n_exp, lanes = _exp_vectors(body)
+                if not every_loop and not n_exp:
+                    continue  # FMAs without an exp: a log or a dot product
+                per16 = len(body) / n_exp * (16 / lanes) if n_exp else None
+                key = (len(body), zmm, n_exp)
+                if key not in seen:
+                    seen.add(key)
+                    found.append((label, name, len(body), zmm, n_exp, per16))
+            found.sort(key=lambda r: (r[5] is None, r[5] or 0))
+            rows.extend(found)
     return rows
 
 
@@ -165,23 +148,22 @@ def main(argv=None):
     parser.add_argument("--isa", default="avx512", choices=("avx512",),
                         help="the variant whose loops to count (zmm: AVX-512 only)")
     parser.add_argument("--all", action="store_true",
-                        help="every vector innermost loop, not only each exp loop")
+                        help="every vector innermost loop, not only the exp loops")
     args = parser.parse_args(argv)
     from machine_floor import MachineFloor
     import fastce._kernels._runtime as runtime
 
     floor = MachineFloor(isa=args.isa)
     tables = ((floor.path, FLOOR_FUNCTIONS),
-              (runtime.__file__, tuple((p.format(isa=args.isa), d, k)
-                                       for p, d, k in FASTCE_FUNCTIONS)))
+              (runtime.__file__, tuple((p.format(isa=args.isa), d)
+                                       for p, d in FASTCE_FUNCTIONS)))
     print(f"{'exp loop of':42s} {'function':28s} {'instrs':>6s} {'zmm':>4s} "
-          f"{'loads':>5s} {'other':>6s} {'per 16 floats':>13s}")
+          f"{'exps':>4s} {'per 16 floats':>13s}")
     for path, patterns in tables:
-        for label, name, n, zmm, loads, spills, per16 in loop_rows(
-                disassemble(path), patterns, args.all):
+        for label, name, n, zmm, n_exp, per16 in loop_rows(disassemble(path), patterns,
+                                                            args.all):
             p16 = "-" if per16 is None else f"{per16:.1f}"
-            print(f"{label:42s} {name[:28]:28s} {n:6d} {zmm:4d} {loads:5d} {spills:6d} "
-                  f"{p16:>13s}")
+            print(f"{label:42s} {name[:28]:28s} {n:6d} {zmm:4d} {n_exp:4d} {p16:>13s}")
     return 0
 
 
