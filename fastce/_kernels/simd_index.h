@@ -509,8 +509,9 @@ static FCE_NOINLINE double FN(index_tile_kept)(const T *x, T *g, npy_intp np_, n
     } else {
         for (npy_intp p = 0; p < np_; p++) {
             const T *xr = x + p * nc;
-            FN(prefetch_span)(xr + nc, nc);
+            FN(prefetch_span)(xr + nc, nc / 2);  /* in two halves: see row_lse */
             const T m = FCE_SHIFT(FN(span_max)(xr, nc));
+            FN(prefetch_span)(xr + nc + nc / 2, nc - nc / 2);
             sum[p] = FN(span_sum_exp_impl)(xr, nc, m, buf + p * nc, 1);
             shift[p] = (double)m;
             logsum[p] = log(sum[p]);
@@ -660,8 +661,9 @@ static FCE_NOINLINE double FN(index_tile_kept_hess)(const T *x, T *g, T *h, npy_
          * pass over the tile */
         for (npy_intp p = 0; p < np_; p++) {
             const T *xr = x + p * nc;
-            FN(prefetch_span)(xr + nc, nc);
+            FN(prefetch_span)(xr + nc, nc / 2);  /* in two halves: see row_lse */
             const T m = FCE_SHIFT(FN(span_max)(xr, nc));
+            FN(prefetch_span)(xr + nc + nc / 2, nc - nc / 2);
             sum[p] = FN(span_sum_exp_impl)(xr, nc, m, buf + p * nc, 1);
             shift[p] = (double)m;
             logsum[p] = log(sum[p]);

@@ -64,14 +64,19 @@ static FCE_INLINE void FN(row_lse)(const T *x, npy_intp n, double *shift, double
          * overlap this block's exps instead of stalling the next max pass.
          * No further: a short row asking a whole FCE_ROW_BLOCK ahead
          * prefetched each line about twice, and those prefetch instructions
-         * cost B's forward ~15% (none at all cost it ~20%). */
-        FN(prefetch_span)(x + b + len, len);
+         * cost B's forward ~15% (none at all cost it ~20%).  In two halves,
+         * before the max pass and before the exps: one burst of a block's
+         * worth of prefetches waited for free line-fill buffers (a third of
+         * B64's forward profile), and the halves made B, B64 and F's
+         * forward 1.10-1.30x faster. */
+        FN(prefetch_span)(x + b + len, len / 2);
         T bm = FN(span_max)(x + b, len);
         if (bm > m_run) {
             /* nothing to rescale while every term so far was exp(-inf) */
             if (m_run != -(T)INFINITY) s_run *= exp((double)m_run - (double)bm);
             m_run = bm;
         }
+        FN(prefetch_span)(x + b + len + len / 2, len - len / 2);
         s_run += FN(span_sum_exp)(x + b, len, FCE_SHIFT(m_run));
     }
     *shift = (double)FCE_SHIFT(m_run);
