@@ -108,3 +108,28 @@ def test_streamed_focal_gradient(shape):
     _, grad = fn(x, target, gamma=2.0, reduction="sum", **kw)
     ref = _sliced(fn, x, target, 32, gamma=2.0, reduction="sum", **kw)
     np.testing.assert_array_equal(_bits(grad), _bits(ref))
+
+
+@pytest.mark.parametrize("objective, kw", [
+    ("softmax_grad_hess", {}),
+    ("softmax_grad_hess", {"label_smoothing": 0.1, "weight": True, "hessian": "lightgbm"}),
+    ("focal_grad_hess", {"gamma": 2.0, "hessian": "exact_diagonal"}),
+])
+@pytest.mark.parametrize("shape", [(12000, 100), (2400, 1000)])
+def test_streamed_gradient_and_hessian(objective, kw, shape):
+    # the boosting objectives write two outputs: together at least 8 MB
+    from fastce import boosting
+
+    rng = np.random.default_rng(13)
+    raw = rng.standard_normal(shape).astype(np.float32) * 2
+    y = rng.integers(0, shape[1], shape[0])
+    kw = dict(kw)
+    if kw.pop("weight", False):
+        kw["weight"] = rng.uniform(0.5, 2.0, shape[1]).astype(np.float32)
+    assert 2 * raw.nbytes >= STREAM_MIN and raw.nbytes // 16 < STREAM_MIN
+    fn = getattr(boosting, objective)
+    grad, hess = fn(raw, y, **kw)
+    parts = [fn(np.ascontiguousarray(r), t, **kw)
+             for r, t in zip(np.array_split(raw, 32), np.array_split(y, 32))]
+    np.testing.assert_array_equal(_bits(grad), _bits(np.concatenate([p[0] for p in parts])))
+    np.testing.assert_array_equal(_bits(hess), _bits(np.concatenate([p[1] for p in parts])))

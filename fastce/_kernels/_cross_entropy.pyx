@@ -444,6 +444,10 @@ def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
         pb.hess = <void *> _data(hess)
         pb.hess_scale = hess_scale
         pb.hess_floor = hess_floor
+        # the two outputs are written together: their sum decides streaming
+        pb.stream_grad = (grad is not None
+                          and cnp.PyArray_NBYTES(<cnp.ndarray> grad)
+                          + cnp.PyArray_NBYTES(<cnp.ndarray> hess) >= FCE_STREAM_MIN_BYTES)
     return _run(x, &pb, outer, n_cls, inner, CROSS_ENTROPY_INDEX, n_threads)
 
 

@@ -674,7 +674,10 @@ static FCE_NOINLINE double FN(index_tile_kept_hess)(const T *x, T *g, T *h, npy_
                                    smoothing ? dot : NULL, coef, beta);
     if (curved) FN(focal_curvature)(x, np_, nc, 1, a, first, d, shift, logsum, coef, psi,
                                     h_target);
-    T *gk = short_rows ? buf : g, *hk = short_rows ? hbuf : h;
+    /* streamed outputs are formed and fixed in the buffers, then copied
+     * out, as in index_tile_kept (the shifts' scratch is free by now) */
+    const int stream = a->stream_grad && !short_rows;
+    T *gk = short_rows || stream ? buf : g, *hk = short_rows || stream ? hbuf : h;
     const npy_intp ps = short_rows ? 1 : nc, cs = short_rows ? np_ : 1;
     const T hs = (T)a->hess_scale, floor_ = (T)a->hess_floor;
 #define FCE_KEPT_HESS(hb, hw, hp)                                                    \
@@ -690,6 +693,10 @@ static FCE_NOINLINE double FN(index_tile_kept_hess)(const T *x, T *g, T *h, npy_
     if (short_rows) {
         FN(transpose_out)(buf, np_, nc, nc, g);
         FN(transpose_out)(hbuf, np_, nc, nc, h);
+    } else if (stream) {
+        FN(stream_copy)(buf, g, np_ * nc);
+        FN(stream_copy)(hbuf, h, np_ * nc);
+        FN(stream_fence)();
     }
     return loss;
 }
