@@ -59,6 +59,27 @@ def _compiler_command():
     return shlex.split(cc)
 
 
+def _compiler_version(command):
+    """What the compiler says of itself (part of the cache key, so an
+    upgraded compiler rebuilds)."""
+    try:
+        return subprocess.run(command[:1] + ["--version"], capture_output=True,
+                              text=True).stdout
+    except OSError:
+        return ""
+
+
+def _private_dir():
+    """A cache directory of this user's only (mode 0700), so no other local
+    user can plant the library that ctypes loads."""
+    path = os.path.join(tempfile.gettempdir(), f"fastce-floor-{os.getuid()}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise FloorUnavailable(f"{path} is not a private directory of this user")
+    return path
+
+
 def _signatures(lib):
     """ctypes prototypes; a NULL gradient is passed as None."""
     grad32 = ctypes.c_void_p
@@ -75,6 +96,7 @@ def _signatures(lib):
         "floor_log_f32": ([_F32, _F32, _INTP], None),
         "floor_exp_cache": ([_INTP, _INT], ctypes.c_double),
         "floor_isa": ([], ctypes.c_char_p),
+        "floor_team": ([_INT], _INT),
     }
     for name, (args, res) in spec.items():
         fn = getattr(lib, name)
@@ -118,8 +140,10 @@ class MachineFloor:
         flags = shlex.split(info["cflags"]) + ISA_FLAGS.get(self.isa, [])
         self.command = _compiler_command() + flags + ["-shared", "-fPIC"]
         with open(SOURCE, "rb") as fh:
-            digest = hashlib.sha1(fh.read() + " ".join(self.command).encode()).hexdigest()
-        build_dir = build_dir or tempfile.gettempdir()
+            key = fh.read() + " ".join(self.command).encode()
+        key += _compiler_version(self.command).encode()
+        digest = hashlib.sha1(key).hexdigest()
+        build_dir = build_dir or _private_dir()
         self.path = os.path.join(build_dir, f"fastce-floor-{digest[:12]}.so")
         if not os.path.exists(self.path):
             tmp = f"{self.path}.{os.getpid()}.tmp"
@@ -139,7 +163,9 @@ class MachineFloor:
     def callables(self, workload, n_threads):
         """``{"floor_fwd": fn, "floor_grad": fn}`` for `workload`'s data on
         ``n_threads`` threads, plus ``"core_probe"`` (in-cache exp work of a
-        fixed size per thread, to tell a busy core from poor scaling)."""
+        fixed size per thread, to tell a busy core from poor scaling) when
+        the floor kernels get ``n_threads`` threads; ``{}`` for a shape they
+        have no kernel for."""
         data = workload.arrays()
         x = data["x"]
         if x.dtype == np.float64 and (x.ndim > 2 or workload.loss != "cross_entropy"):
@@ -167,9 +193,13 @@ class MachineFloor:
 
             def run(g):
                 return fn(x, x.shape[0], x.shape[1], _address(g), n)
-        reps = 2048 * n  # ~2 ms: long enough that waking a thread team is noise
-        return {"floor_fwd": lambda: run(None), "floor_grad": lambda: run(grad),
-                "core_probe": lambda: lib.floor_exp_cache(reps, n)}
+        impls = {"floor_fwd": lambda: run(None), "floor_grad": lambda: run(grad)}
+        if lib.floor_team(n) >= n:
+            # without n threads here (a serial build) the probe would read
+            # as a busy core: no probe, no verdict
+            reps = 2048 * n  # ~2 ms: long enough that waking a thread team is noise
+            impls["core_probe"] = lambda: lib.floor_exp_cache(reps, n)
+        return impls
 
     # ---- the exp, the log and the memory system, for the table's header ----
     def accuracy(self):

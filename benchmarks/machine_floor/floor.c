@@ -9,7 +9,8 @@
  *            registers so the lanes run across rows (A)
  *   bce:     one exp and one log per element, summed (E)
  * each with an optional gradient: the softmax (or sigmoid - y) written once
- * per element, with non-temporal stores.  Nothing a loss needs beyond that:
+ * per element, with non-temporal stores for gradients of 8 MiB or more
+ * (fastce's threshold).  Nothing a loss needs beyond that:
  * no target gather, no weights, no checks.  The exp is a 32-entry table
  * (two registers) with a degree-2 polynomial, not fastce's 1.3-ulp
  * polynomial; floor_exp_f32 / floor_log_f32 expose it so the benchmark can
@@ -43,7 +44,8 @@ typedef ptrdiff_t intp;
 #define CHUNK 2048          /* elements of a long row handled per max pass */
 #define COL_BLOCK 64        /* positions of a column block (4 vectors) */
 #ifndef NT_MIN_BYTES
-#define NT_MIN_BYTES (4L << 20)  /* smaller gradients stay in cache: plain stores */
+/* smaller gradients get plain stores: fastce's FCE_STREAM_MIN_BYTES */
+#define NT_MIN_BYTES (8L << 20)
 #endif
 
 #ifdef _OPENMP
@@ -53,6 +55,21 @@ typedef ptrdiff_t intp;
 #endif
 
 const char *floor_isa(void) { return FLOOR_AVX512 ? "avx512" : "portable"; }
+
+/* The threads a parallel region of n_threads gets here (1 without OpenMP). */
+int floor_team(int n_threads)
+{
+    int team = 1;
+    #pragma omp parallel OMP_THREADS(n_threads)
+    {
+#ifdef _OPENMP
+        #pragma omp single
+        team = omp_get_num_threads();
+#endif
+    }
+    (void)n_threads;
+    return team;
+}
 
 #if FLOOR_AVX512
 /* ------------------------------------------------------------ AVX-512 --- */
@@ -220,16 +237,18 @@ double floor_rows_f32(const float *x, intp n, intp c, float *grad, int n_threads
     table32 t = exp_table();
     int nt = grad && (intp)(n * c * sizeof(float)) >= NT_MIN_BYTES;
     double total = 0.0;
-    #pragma omp parallel OMP_THREADS(n_threads) reduction(+:total)
+    int failed = 0;
+    #pragma omp parallel OMP_THREADS(n_threads) reduction(+:total) reduction(|:failed)
     {
         float *kept = grad ? aligned_alloc(64, ((c * sizeof(float) + 63) / 64) * 64) : NULL;
+        failed = grad && !kept;
         #pragma omp for schedule(static)
         for (intp i = 0; i < n; i++)
-            total += row_f32(x + i * c, c, grad ? grad + i * c : NULL, kept, nt, t);
+            if (!failed) total += row_f32(x + i * c, c, grad ? grad + i * c : NULL, kept, nt, t);
         free(kept);
+        _mm_sfence();  /* this thread's streaming stores */
     }
-    _mm_sfence();
-    return total;
+    return failed ? NAN : total;
 }
 
 /* ---- float64 rows (B64): 16-entry table, degree-6 polynomial ---- */
@@ -344,16 +363,19 @@ double floor_rows_f64(const double *x, intp n, intp c, double *grad, int n_threa
     __m512d tlo = _mm512_loadu_pd(t), thi = _mm512_loadu_pd(t + 8);
     int nt = grad && (intp)(n * c * sizeof(double)) >= NT_MIN_BYTES;
     double total = 0.0;
-    #pragma omp parallel OMP_THREADS(n_threads) reduction(+:total)
+    int failed = 0;
+    #pragma omp parallel OMP_THREADS(n_threads) reduction(+:total) reduction(|:failed)
     {
         double *kept = grad ? aligned_alloc(64, ((c * sizeof(double) + 63) / 64) * 64) : NULL;
+        failed = grad && !kept;
         #pragma omp for schedule(static)
         for (intp i = 0; i < n; i++)
-            total += row_f64(x + i * c, c, grad ? grad + i * c : NULL, kept, nt, tlo, thi);
+            if (!failed)
+                total += row_f64(x + i * c, c, grad ? grad + i * c : NULL, kept, nt, tlo, thi);
         free(kept);
+        _mm_sfence();
     }
-    _mm_sfence();
-    return total;
+    return failed ? NAN : total;
 }
 
 /* ---- a block of positions across a strided class axis (D, and A's
@@ -404,11 +426,14 @@ double floor_cols_f32(const float *x, intp outer, intp c, intp inner, float *gra
     int nt = grad && (intp)(outer * c * inner * sizeof(float)) >= NT_MIN_BYTES;
     intp blocks = inner / COL_BLOCK, total_blocks = outer * blocks;
     double total = 0.0;
-    #pragma omp parallel OMP_THREADS(n_threads) reduction(+:total)
+    int failed = 0;
+    #pragma omp parallel OMP_THREADS(n_threads) reduction(+:total) reduction(|:failed)
     {
         float *kept = grad ? aligned_alloc(64, c * COL_BLOCK * sizeof(float)) : NULL;
+        failed = grad && !kept;
         #pragma omp for schedule(static)
         for (intp b = 0; b < total_blocks; b++) {
+            if (failed) continue;
             intp o = b / blocks, p = (b % blocks) * COL_BLOCK;
             intp at = o * c * inner + p;
             __m512 lse = col_block(x + at, c, inner, grad ? grad + at : NULL, inner, kept,
@@ -416,9 +441,9 @@ double floor_cols_f32(const float *x, intp outer, intp c, intp inner, float *gra
             total += _mm512_reduce_add_ps(lse);
         }
         free(kept);
+        _mm_sfence();
     }
-    _mm_sfence();
-    return total;
+    return failed ? NAN : total;
 }
 
 /* ---- small rows (A): 16 rows x c classes (c <= 16) are c vectors; a
@@ -526,17 +551,20 @@ double floor_small_f32(const float *x, intp n, intp c, float *grad, int n_thread
     plan_permute(&to_rows, (int)c, src);
     int nt = grad && (intp)(n * c * sizeof(float)) >= NT_MIN_BYTES;
     double total = 0.0;
-    #pragma omp parallel for OMP_THREADS(n_threads) schedule(static) reduction(+:total)
-    for (intp b = 0; b < n / 16; b++) {
-        const float *xb = x + b * 16 * c;
-        if (grad) {
-            float *gb = grad + b * 16 * c;
-            SMALL_CASES(gb)
-        } else {
-            SMALL_CASES(NULL)
+    #pragma omp parallel OMP_THREADS(n_threads) reduction(+:total)
+    {
+        #pragma omp for schedule(static)
+        for (intp b = 0; b < n / 16; b++) {
+            const float *xb = x + b * 16 * c;
+            if (grad) {
+                float *gb = grad + b * 16 * c;
+                SMALL_CASES(gb)
+            } else {
+                SMALL_CASES(NULL)
+            }
         }
+        _mm_sfence();
     }
-    _mm_sfence();
     return total;
 }
 #undef SMALL_CASES
@@ -605,8 +633,8 @@ double floor_bce_f32(const float *x, const float *y, intp n, float *grad, int n_
             else if (mode == 1) total += bce_block(x, y, grad, begin, end, 1, t, lt);
             else total += bce_block(x, y, grad, begin, end, 2, t, lt);
         }
+        _mm_sfence();
     }
-    _mm_sfence();
     return total;
 }
 
@@ -633,13 +661,16 @@ double floor_read(const float *x, intp n, int n_threads)
 
 double floor_copy(const float *x, float *y, intp n, int nt, int n_threads)
 {
-    #pragma omp parallel for OMP_THREADS(n_threads) schedule(static)
-    for (intp b = 0; b < n / 4096; b++)
-        for (int i = 0; i < 4096; i += 16) {
-            __m512 v = _mm512_loadu_ps(x + b * 4096 + i);
-            put_ps(y + b * 4096 + i, v, 0xFFFF, nt);
-        }
-    _mm_sfence();
+    #pragma omp parallel OMP_THREADS(n_threads)
+    {
+        #pragma omp for schedule(static)
+        for (intp b = 0; b < n / 4096; b++)
+            for (int i = 0; i < 4096; i += 16) {
+                __m512 v = _mm512_loadu_ps(x + b * 4096 + i);
+                put_ps(y + b * 4096 + i, v, 0xFFFF, nt);
+            }
+        _mm_sfence();
+    }
     return (double)y[0];
 }
 

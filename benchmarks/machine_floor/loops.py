@@ -33,10 +33,10 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 # (function-name regex, what it is)
 FLOOR_FUNCTIONS = (
-    (r"floor_rows_f32\._omp_fn\.\d+", "floor rows f32 (B, C, F)"),
-    (r"floor_rows_f64\._omp_fn\.\d+", "floor rows f64 (B64)"),
-    (r"floor_cols_f32\._omp_fn\.\d+", "floor columns (D)"),
-    (r"floor_bce_f32\._omp_fn\.\d+", "floor BCE (E)"),
+    (r"floor_rows_f32(\._omp_fn\.\d+)?", "floor rows f32 (B, C, F)"),
+    (r"floor_rows_f64(\._omp_fn\.\d+)?", "floor rows f64 (B64)"),
+    (r"floor_cols_f32(\._omp_fn\.\d+)?", "floor columns (D)"),
+    (r"floor_bce_f32(\._omp_fn\.\d+)?", "floor BCE (E)"),
 )
 FASTCE_FUNCTIONS = (
     (r"tile_lse_f32_{isa}", "fastce row log-sum-exp (B, C, F forward)"),
