@@ -89,7 +89,7 @@ def test_streamed_gradient_into_an_unaligned_buffer():
     np.testing.assert_array_equal(_bits(out), _bits(ref))
 
 
-def test_streamed_gradient_of_the_mean_with_upstream_gradient():
+def test_streamed_per_position_gradient_with_upstream_gradient():
     x, target, kw = _case((2304, 1000), np.float32, {"ignore_index": 3}, seed=11)
     gout = np.random.default_rng(1).random(2304)
     _, grad = fastce.cross_entropy_and_grad(x, target, reduction="none", grad_output=gout,
@@ -133,3 +133,77 @@ def test_streamed_gradient_and_hessian(objective, kw, shape):
              for r, t in zip(np.array_split(raw, 32), np.array_split(y, 32))]
     np.testing.assert_array_equal(_bits(grad), _bits(np.concatenate([p[0] for p in parts])))
     np.testing.assert_array_equal(_bits(hess), _bits(np.concatenate([p[1] for p in parts])))
+
+
+# ---- every path streamed, on small inputs, on every SIMD variant --------
+
+@pytest.fixture
+def stream_everything():
+    """Streaming stores for every output, however small (test hook)."""
+    from fastce._kernels import _cross_entropy
+
+    previous = _cross_entropy._set_stream_min_bytes(0)
+    try:
+        yield
+    finally:
+        _cross_entropy._set_stream_min_bytes(previous)
+
+
+def _runnable_variants():
+    return [a for a in ("baseline", "avx2", "avx512")
+            if a in _runtime.built_archs().split() and _runtime_supports(a)]
+
+
+def _runtime_supports(arch):
+    previous = _runtime.arch_name()
+    try:
+        _runtime.select_arch(arch)
+        return True
+    except ValueError:
+        return False
+    finally:
+        _runtime.select_arch(previous)
+
+
+@pytest.mark.parametrize("arch", _runnable_variants())
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o) or "plain")
+@pytest.mark.parametrize("shape, dtype", [((37, 1000), np.float32), ((300, 33), np.float32),
+                                          ((45, 777), np.float64), ((9, 2048), np.float32)])
+def test_forced_streaming_keeps_the_bits(stream_everything, arch, options, shape, dtype):
+    from _helpers import simd_variant
+    from fastce._kernels import _cross_entropy
+
+    x, target, kw = _case(shape, dtype, options, seed=shape[1])
+    with simd_variant(arch):
+        streamed = fastce.cross_entropy_and_grad(x, target, **kw)
+        out = np.empty_like(x)
+        fastce.cross_entropy_and_grad(x, target, out=out, **kw)
+        previous = _cross_entropy._set_stream_min_bytes(1 << 62)
+        try:
+            cached = fastce.cross_entropy_and_grad(x, target, **kw)
+        finally:
+            _cross_entropy._set_stream_min_bytes(previous)
+    assert streamed[0] == cached[0]
+    np.testing.assert_array_equal(_bits(streamed[1]), _bits(cached[1]))
+    np.testing.assert_array_equal(_bits(out), _bits(cached[1]))
+
+
+@pytest.mark.parametrize("arch", _runnable_variants())
+def test_forced_streaming_of_gradient_and_hessian(stream_everything, arch):
+    from _helpers import simd_variant
+    from fastce import boosting
+    from fastce._kernels import _cross_entropy
+
+    rng = np.random.default_rng(14)
+    for shape in ((70, 100), (9, 1300)):
+        raw = rng.standard_normal(shape).astype(np.float32)
+        y = rng.integers(0, shape[1], shape[0])
+        with simd_variant(arch):
+            streamed = boosting.focal_grad_hess(raw, y, gamma=1.5)
+            previous = _cross_entropy._set_stream_min_bytes(1 << 62)
+            try:
+                cached = boosting.focal_grad_hess(raw, y, gamma=1.5)
+            finally:
+                _cross_entropy._set_stream_min_bytes(previous)
+        for a, b in zip(streamed, cached):
+            np.testing.assert_array_equal(_bits(a), _bits(b))

@@ -339,6 +339,21 @@ cdef TileSums _tile_sums(fce_class_args *pb, Py_ssize_t n_tiles,
     return ts
 
 
+# Outputs of at least this many bytes are written with streaming stores
+# (simd_stream.h); FCE_STREAM_MIN_BYTES unless a test moves it.
+cdef Py_ssize_t _stream_min_bytes = FCE_STREAM_MIN_BYTES
+
+
+def _set_stream_min_bytes(Py_ssize_t n):
+    """Test hook: stream outputs of at least ``n`` bytes (0: all of them) and
+    return the previous threshold.  Streaming never changes a result, so
+    tests force it on small inputs to check that, path by path."""
+    global _stream_min_bytes
+    previous = _stream_min_bytes
+    _stream_min_bytes = n
+    return previous
+
+
 cdef fce_class_args _class_args(Py_ssize_t n_cls, object target, object soft_target,
                                 object weight, double weight_total,
                                 long long ignore_index, double eps, double z_loss,
@@ -361,7 +376,7 @@ cdef fce_class_args _class_args(Py_ssize_t n_cls, object target, object soft_tar
     pb.loss_out = <void *> _data(loss_out)
     pb.grad = <void *> _data(grad)
     pb.stream_grad = (grad is not None
-                      and cnp.PyArray_NBYTES(<cnp.ndarray> grad) >= FCE_STREAM_MIN_BYTES)
+                      and cnp.PyArray_NBYTES(<cnp.ndarray> grad) >= _stream_min_bytes)
     pb.hess = NULL
     pb.hess_scale = 1.0
     pb.hess_floor = -INFINITY
@@ -447,7 +462,7 @@ def cross_entropy_index(cnp.ndarray x, cnp.ndarray target, object weight,
         # the two outputs are written together: their sum decides streaming
         pb.stream_grad = (grad is not None
                           and cnp.PyArray_NBYTES(<cnp.ndarray> grad)
-                          + cnp.PyArray_NBYTES(<cnp.ndarray> hess) >= FCE_STREAM_MIN_BYTES)
+                          + cnp.PyArray_NBYTES(<cnp.ndarray> hess) >= _stream_min_bytes)
     return _run(x, &pb, outer, n_cls, inner, CROSS_ENTROPY_INDEX, n_threads)
 
 
