@@ -138,13 +138,19 @@ static FCE_ALWAYS_INLINE void FN(tile_lse_pm)(const T *x, npy_intp np_, npy_intp
 #define FCE_ROWWISE(nc, cs) ((cs) == 1 && (nc) >= FCE_ROWWISE_MIN_C)
 
 #if defined(__AVX512F__) && !FCE_F64
-/* out[0..nc) from in[0..nc] (in[nc] zero) by a transpose plan (simd.c):
+/* nc vectors of 16 floats, vector k at src + k * src_step, through a
+ * transpose plan (simd.c) to nc vectors, vector o at dst + o * dst_step:
  * nc (nc + 1) / 2 vpermt2ps, in registers once nc is a constant.  Data
  * movement only: the transposed values are the inputs' bits. */
-static FCE_ALWAYS_INLINE void FN(permute_block)(const __m512 *in, __m512 *out,
-                                               const fce_transpose_plan *plan,
-                                               const npy_intp nc)
+static FCE_ALWAYS_INLINE void FN(permute_vectors)(const float *src, npy_intp src_step,
+                                                 float *dst, npy_intp dst_step,
+                                                 const fce_transpose_plan *plan,
+                                                 const npy_intp nc)
 {
+    __m512 in[17];
+#pragma GCC unroll 16
+    for (npy_intp k = 0; k < nc; k++) in[k] = _mm512_loadu_ps(src + k * src_step);
+    in[nc] = _mm512_setzero_ps();  /* the odd partner of an odd nc's last pair */
 #pragma GCC unroll 16
     for (npy_intp o = 0; o < nc; o++) {
         __m512 r = _mm512_setzero_ps();
@@ -154,7 +160,7 @@ static FCE_ALWAYS_INLINE void FN(permute_block)(const __m512 *in, __m512 *out,
                                    _mm512_permutex2var_ps(
                                        in[2 * q], _mm512_loadu_si512(plan->idx[o][q]),
                                        in[2 * q + 1]));
-        out[o] = r;
+        _mm512_storeu_ps(dst + o * dst_step, r);
     }
 }
 #define FCE_PERMUTE_TRANSPOSE(nc, ps) ((nc) >= 2 && (nc) <= 16 && (ps) == (nc))
@@ -168,15 +174,8 @@ static FCE_ALWAYS_INLINE void FN(transpose_in_impl)(const T *x, npy_intp np_,
     /* blocks of 16 rows through the permute network (2x faster than the
      * copy loop below, which gcc leaves scalar); the rest element by element */
     if (FCE_PERMUTE_TRANSPOSE(nc, ps)) {
-        for (; p0 + 16 <= np_; p0 += 16) {
-            __m512 in[17], out[16];
-#pragma GCC unroll 16
-            for (npy_intp k = 0; k < nc; k++) in[k] = _mm512_loadu_ps(x + p0 * nc + 16 * k);
-            in[nc] = _mm512_setzero_ps();
-            FN(permute_block)(in, out, &fce_tr_in[nc], nc);
-#pragma GCC unroll 16
-            for (npy_intp c = 0; c < nc; c++) _mm512_storeu_ps(buf + c * np_ + p0, out[c]);
-        }
+        for (; p0 + 16 <= np_; p0 += 16)
+            FN(permute_vectors)(x + p0 * nc, 16, buf + p0, np_, &fce_tr_in[nc], nc);
     }
 #endif
     for (npy_intp c = 0; c < nc; c++)
@@ -189,15 +188,8 @@ static FCE_ALWAYS_INLINE void FN(transpose_out_impl)(const T *buf, npy_intp np_,
     npy_intp p0 = 0;
 #if defined(__AVX512F__) && !FCE_F64
     if (FCE_PERMUTE_TRANSPOSE(nc, ps)) {
-        for (; p0 + 16 <= np_; p0 += 16) {
-            __m512 in[17], out[16];
-#pragma GCC unroll 16
-            for (npy_intp c = 0; c < nc; c++) in[c] = _mm512_loadu_ps(buf + c * np_ + p0);
-            in[nc] = _mm512_setzero_ps();
-            FN(permute_block)(in, out, &fce_tr_out[nc], nc);
-#pragma GCC unroll 16
-            for (npy_intp k = 0; k < nc; k++) _mm512_storeu_ps(g + p0 * nc + 16 * k, out[k]);
-        }
+        for (; p0 + 16 <= np_; p0 += 16)
+            FN(permute_vectors)(buf + p0, np_, g + p0 * nc, 16, &fce_tr_out[nc], nc);
     }
 #endif
     for (npy_intp p = p0; p < np_; p++)
