@@ -66,20 +66,6 @@ def disassemble(path):
     return functions
 
 
-def _operands(text):
-    """AT&T operands split at the commas outside parentheses."""
-    parts, depth, current = [], 0, ""
-    for ch in text.split("#")[0].strip():
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    return parts + [current] if current else parts
-
-
 def _exp_vectors(body):
     """Vectors exponentiated per iteration: each exp, fastce's and the
     floor's alike, ends by shifting its integer into the exponent field --
