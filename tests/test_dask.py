@@ -195,6 +195,47 @@ def test_nothing_is_computed_until_asked_and_blocks_are_read_once():
     assert len(reads) == X.numblocks[0]
 
 
+def _misaligned_copy(a):
+    """``a``'s values in an array at an odd address (as distributed leaves a
+    received block in its message frame)."""
+    raw = np.empty(a.nbytes + 1, np.uint8)
+    out = np.ndarray(a.shape, a.dtype, buffer=raw, offset=1)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_misaligned_blocks_are_copied_into_a_reused_buffer(dtype):
+    from fastce import _dask
+    x = RNG.normal(size=(90, 7)).astype(dtype)
+    t = RNG.integers(0, 7, 90)
+    p = RNG.dirichlet(np.ones(7), 90).astype(dtype)
+    y = (RNG.uniform(size=x.shape) < 0.4).astype(dtype)
+    X, P, Y = (da.from_array(a, chunks=(20, 7)).map_blocks(_misaligned_copy)
+               for a in (x, p, y))                           # 5 misaligned blocks each
+    for reduction in ("mean", "none"):
+        loss, grad = dask.compute(*fastce.cross_entropy_and_grad(
+            X, t, reduction=reduction, label_smoothing=0.1), scheduler="threads")
+        ref = fastce.cross_entropy_and_grad(x, t, reduction=reduction, label_smoothing=0.1)
+        _close(loss, ref[0])
+        _close(grad, ref[1])    # every block's own values, not the buffer's last ones
+        _close(fastce.cross_entropy(X, P, reduction=reduction).compute(scheduler="sync"),
+               fastce.cross_entropy(x, p, reduction=reduction))
+        loss, grad = dask.compute(*fastce.binary_cross_entropy_with_logits_and_grad(
+            X, Y, reduction=reduction), scheduler="sync")
+        ref = fastce.binary_cross_entropy_with_logits_and_grad(x, y, reduction=reduction)
+        _close(loss, ref[0])
+        _close(grad, ref[1])
+    buffers = _dask._scratch.buffers       # this thread's, from the "sync" calls
+    kept = buffers["input"]
+    fastce.cross_entropy(X, t).compute(scheduler="sync")
+    assert _dask._scratch.buffers["input"] is kept
+    assert kept.nbytes == 20 * 7 * np.dtype(dtype).itemsize
+    aligned = x[:20].copy()
+    assert _dask._realigned(aligned, "input") is aligned      # no copy when aligned
+
+
 def test_split_class_axis_is_rechunked_with_a_warning():
     x = RNG.normal(size=(20, 8))
     t = RNG.integers(0, 8, 20)
@@ -231,6 +272,11 @@ def test_errors():
     p[17, 2, 1] = 2.0
     with pytest.raises(ValueError, match=r"2\.0.*\(17, 2, 1\)"):
         fastce.binary_cross_entropy(da.from_array(p, chunks=5), p * 0).compute()
+    y = np.full_like(x, 0.5)
+    y[11, 0, 2] = -0.25
+    with pytest.raises(ValueError, match=r"target.*-0\.25.*\(11, 0, 2\)"):
+        dask.compute(*fastce.binary_cross_entropy_and_grad(
+            da.from_array(1 / (1 + np.exp(-x)), chunks=5), y))
 
 
 def test_class_weights():
@@ -295,6 +341,18 @@ def test_on_a_local_cluster(client):
     bad[321] = 12
     with pytest.raises(IndexError, match=r"\(321,\)"):
         client.compute(fastce.cross_entropy(X, bad), sync=True)
+
+
+def test_blocks_shipped_to_a_cluster(client):
+    # blocks sent from the client arrive wherever they sat in the message
+    # frame, often misaligned; the result is the NumPy call's all the same
+    x = RNG.normal(size=(3000, 20)).astype(np.float32)
+    t = RNG.integers(0, 20, 3000)
+    X = client.persist(da.from_array(x, chunks=(700, 20)))
+    loss, grad = client.compute(list(fastce.cross_entropy_and_grad(X, t)), sync=True)
+    ref = fastce.cross_entropy_and_grad(x, t)
+    np.testing.assert_allclose(loss, ref[0], rtol=1e-6)
+    np.testing.assert_allclose(grad, ref[1], rtol=1e-5, atol=1e-8)
 
 
 def test_loss_objects_pickle_to_workers(client):
