@@ -24,7 +24,8 @@ WARMUP_CALLS = 2
 MIN_ROUNDS = 3
 
 
-def interleaved_medians(impls: dict, rounds: int, budget_s: float | None):
+def interleaved_medians(impls: dict, rounds: int, budget_s: float | None, *,
+                        settle=None):
     """Median seconds per implementation over round-robin rounds.
 
     Each round calls every implementation once, starting one further along
@@ -40,6 +41,9 @@ def interleaved_medians(impls: dict, rounds: int, budget_s: float | None):
     budget_s : float or None
         Stop adding rounds once this many seconds have passed (after at
         least `MIN_ROUNDS` rounds); None: run them all.
+    settle : callable, optional
+        Called, untimed, before every timed call: to let what the previous
+        call left running (a cluster releasing its results) finish first.
 
     Returns
     -------
@@ -61,6 +65,8 @@ def interleaved_medians(impls: dict, rounds: int, budget_s: float | None):
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
                 fn = impls[name]
+                if settle is not None:
+                    settle()
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t0)
