@@ -21,6 +21,16 @@ The class axis must lie in one chunk (a log-sum-exp needs the whole row): a
 split class axis is rechunked, with a `PerformanceWarning`.  Blocks run with
 one fastce thread each by default (``n_threads=``): Dask already runs blocks
 in parallel.
+
+`linear_cross_entropy` runs each block of tokens through `fastce.linear`'s
+chunked driver, with the linear weight, bias and class weights as single
+chunks every block reads; grad_weight and grad_bias are Dask's tree sum of
+the blocks' parts.
+
+A block that distributed received from another process sits wherever it
+was in the message frame, often at an address misaligned for its dtype;
+`_realigned` copies such a block into a per-thread buffer that is reused
+from call to call.
 """
 from __future__ import annotations
 
@@ -34,7 +44,8 @@ import numpy as np
 
 from fastce import _validation as v
 
-__all__ = ["is_dask", "class_loss", "binary_loss", "class_weights", "PerformanceWarning"]
+__all__ = ["is_dask", "class_loss", "binary_loss", "linear_loss", "class_weights",
+           "PerformanceWarning"]
 
 
 def is_dask(*values) -> bool:
@@ -618,6 +629,179 @@ def _mean_denominator(da, sw, shape):
         return sw.sum(dtype=np.float64)
     s = v.sample_weight_values(sw, shape, "the input's shape")
     return np.float64(float(s.sum()) * (math.prod(shape) / s.size) if s.size else 0.0)
+
+
+# ------------------------------------------------ the linear output layer --
+
+def _linear_block(x, t, W, b, weight, gout, denominator, spec, offset):
+    """One block of tokens through `fastce.linear`'s chunked driver: (float64
+    [loss sum, the block's part of the mean's denominator], per-token losses
+    or None, and with want_grad grad_input, grad_weight and grad_bias)."""
+    from fastce import linear as L
+    reduction = spec["reduction"]
+    grad_output = _block_grad_output(spec, gout, denominator)
+    x = _realigned(x, "input")
+    if not spec["index"]:
+        t = _realigned(t, "target")
+    try:
+        p = L._prepare(x, W, t, b, weight, "none" if reduction == "none" else "sum",
+                       spec["ignore_index"] if spec["index"] else None,
+                       spec["label_smoothing"], spec["z_loss"],
+                       spec["softcap"], spec["chunk_size"], want_grad=spec["want_grad"],
+                       grad_output=grad_output, n_threads=spec["n_threads"])
+    except IndexError:
+        if spec["index"]:
+            _check_index_block(np.asarray(t), spec["n_cls"], spec["ignore_index"],
+                               offset, spec["batch_shape"])
+        raise
+    grads = (None, None, None)
+    if spec["want_grad"]:
+        total, per_token, grads = L._backward(p, spec["n_threads"])
+    else:
+        total, per_token = L._forward(p, spec["n_threads"])
+    losses = None if reduction != "none" else L._loss_result(p, total, per_token)
+    if spec["partials_only"]:
+        return np.array([total, p.denominator])
+    return (np.array([total, p.denominator]), losses) + tuple(grads)
+
+
+def _block_sum_input(result, i, kdt):
+    """A block's grad_weight / grad_bias, with a leading axis to sum over."""
+    return result[i].astype(kdt, copy=False)[None]
+
+
+def _one_chunk(da, value):
+    """An operand every block reads whole (linear weight, bias, class
+    weights) as one chunk of a Dask array: (its key, the array), or (None,
+    None).  A NumPy one becomes a single task of the graph (under a random
+    name: hashing a large weight per call would cost more than the call's
+    scheduling), sent to each worker once rather than inside every task."""
+    if value is None:
+        return None, None
+    if is_dask(value):
+        whole = value.rechunk(tuple(-1 for _ in value.shape))
+    else:
+        arr = np.asarray(value)
+        whole = da.from_array(arr, chunks=arr.shape or (), name=False)
+    return _keys(whole, (0,) * whole.ndim), whole
+
+
+def linear_loss(input, linear_weight, target, linear_bias, weight, reduction,
+                ignore_index, label_smoothing, z_loss, softcap, chunk_size, *,
+                want_grad, grad_output, out, n_threads):
+    """`fastce.linear_cross_entropy` (and ``_and_grad``) over Dask arrays:
+    the input's blocks of tokens each go through the chunked driver; the
+    loss and, for a mean, the gradient use the global denominator, and
+    grad_weight / grad_bias are the sums of the blocks' (a Dask tree sum,
+    fixed for a given chunking)."""
+    dask, da, HighLevelGraph = _imports()
+    if out is not None:
+        raise TypeError("out= does not apply to Dask arrays (the result is lazy); "
+                        "leave it None")
+    x = input if is_dask(input) else da.asarray(np.asarray(input))
+    dtype = _dtype_of(x)
+    W_shape = tuple(np.shape(linear_weight))
+    b_shape = None if linear_bias is None else tuple(np.shape(linear_bias))
+    for name_, value in (("linear_weight", linear_weight), ("linear_bias", linear_bias)):
+        if value is not None and _dtype_of(value) != dtype:
+            raise ValueError(f"{name_} has dtype {_dtype_of(value)} but input has dtype "
+                             f"{dtype}; input, linear_weight and linear_bias must share "
+                             f"one dtype")
+    t = target if is_dask(target) else np.asarray(target)
+    index = v.linear_shapes(x.shape, W_shape, b_shape, t.shape, t.dtype)
+    ax = x.ndim - 1
+    if x.numblocks[ax] > 1:
+        warnings.warn(f"fastce: the feature axis ({x.shape[ax]} features) is split over "
+                      f"{x.numblocks[ax]} chunks; rechunking it to one chunk copies every "
+                      f"block (chunk the batch axes only)", _performance_warning(),
+                      stacklevel=4)
+        x = x.rechunk({ax: -1})
+    V = W_shape[0]
+    batch_shape = tuple(x.shape[:-1])
+    kdt = np.float32 if dtype == np.float16 else dtype
+    if not is_dask(weight) and weight is not None:
+        v.class_weight(weight, V, kdt)
+    elif is_dask(weight) and tuple(weight.shape) != (V,):
+        raise ValueError(f"weight has shape {tuple(weight.shape)}, expected ({V},) (one "
+                         f"per class)")
+    if ignore_index is None:
+        ignore = -100
+    elif not index:
+        raise ValueError("ignore_index cannot be specified when target contains "
+                         "probabilities; leave it at None")
+    else:
+        ignore = v.ignore_index_value(ignore_index)
+    reduction = v.check_reduction(reduction)
+    spec = dict(index=index, n_cls=V, ignore_index=ignore, batch_shape=batch_shape,
+                label_smoothing=v.label_smoothing_value(label_smoothing),
+                z_loss=v.z_loss_value(z_loss), softcap=v.softcap_value(softcap),
+                chunk_size=v.chunk_size_value(chunk_size), reduction=reduction,
+                want_grad=want_grad, n_threads=1 if n_threads is None else n_threads,
+                partials_only=not want_grad and reduction != "none")
+    batch_chunks = x.chunks[:-1]
+    logit_chunks = batch_chunks + ((V,),)
+    t = _as_dask(da, t, batch_chunks if index else logit_chunks)
+    go_scalar, gout = _upstream(da, grad_output, want_grad, reduction, batch_shape,
+                                batch_chunks)
+    spec["grad_output"] = go_scalar
+    W_arg, W_dask = _one_chunk(da, linear_weight)
+    b_arg, b_dask = _one_chunk(da, linear_bias)
+    w_arg, w_dask = _one_chunk(da, weight)
+    token = dask.base.tokenize(x, t, gout, spec, W_dask, b_dask, w_dask)
+    offsets = _offsets(batch_chunks)
+    blocks = list(product(*(range(n) for n in x.numblocks)))
+    deps = [a for a in (x, t, gout, W_dask, b_dask, w_dask) if a is not None]
+
+    denominator, denominator_key = None, None
+    if want_grad and reduction == "mean":
+        if index:
+            den_spec = dict(spec, reduction="sum")
+            name = f"fastce-linear-denominator-{token}"
+            dsk = {(name, k): (_class_denominator_block, _keys(t, idx[:-1]), None, w_arg,
+                               den_spec, tuple(o[i] for o, i in zip(offsets, idx[:-1])))
+                   for k, idx in enumerate(blocks)}
+            graph = HighLevelGraph.from_collections(
+                name, dsk, dependencies=[t] + ([w_dask] if w_dask is not None else []))
+            parts = da.Array(graph, name, chunks=((1,) * len(blocks),), dtype=object)
+            dname = f"fastce-linear-dtotal-{token}"
+            ddsk = {(dname,): (_sum_denominators,
+                               [(_tuple_get, (name, k), 0) for k in range(len(blocks))])}
+            denominator = da.Array(HighLevelGraph.from_collections(dname, ddsk,
+                                                                   dependencies=[parts]),
+                                   dname, chunks=(), dtype=np.float64,
+                                   meta=np.empty((), np.float64))
+        else:
+            denominator = da.from_array(np.float64(math.prod(batch_shape)))
+        deps.append(denominator)
+        denominator_key = _scalar_key(denominator)
+
+    name = f"fastce-linear-{token}"
+    dsk = {(name, k): (_linear_block, _keys(x, idx),
+                       _keys(t, idx[:-1] if index else idx[:-1] + (0,)),
+                       W_arg, b_arg, w_arg,
+                       None if gout is None else _keys(gout, idx[:-1]),
+                       denominator_key, spec, tuple(o[i] for o, i in zip(offsets, idx[:-1])))
+           for k, idx in enumerate(blocks)}
+    holder = da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=deps), name,
+                      chunks=((1,) * len(blocks),), dtype=object)
+    loss_grad = _outputs(da, HighLevelGraph, token, blocks, holder, lambda idx: idx[:-1],
+                         batch_chunks, x.chunks, dtype, reduction, want_grad, denominator)
+    if not want_grad:
+        return loss_grad
+    loss, grad_input = loss_grad
+    grads = []
+    for i, shape, present in ((3, W_shape, True), (4, b_shape, b_shape is not None)):
+        if not present:
+            grads.append(None)
+            continue
+        pname = f"fastce-linear-part{i}-{token}"
+        pdsk = {(pname, k) + (0,) * len(shape): (_block_sum_input, (name, k), i, kdt)
+                for k in range(len(blocks))}
+        parts = da.Array(HighLevelGraph.from_collections(pname, pdsk, dependencies=[holder]),
+                         pname, chunks=((1,) * len(blocks),) + tuple((n,) for n in shape),
+                         dtype=kdt)
+        grads.append(parts.sum(axis=0, dtype=kdt).astype(dtype))
+    return (loss, grad_input) + tuple(grads)
 
 
 # -------------------------------------------------------- class weights --

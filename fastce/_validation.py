@@ -734,6 +734,54 @@ def _check_linear_out(out, p: "LinearLossProblem", operands: dict) -> Optional[t
     return gi, gw, gb
 
 
+def linear_shapes(input_shape: tuple, weight_shape: tuple, bias_shape, target_shape: tuple,
+                  target_dtype) -> bool:
+    """Check the shapes of a linear_cross_entropy call (its input, linear
+    weight, bias or None, and target, with the target's dtype); returns
+    whether the targets are class indices (else probabilities)."""
+    x_shape, W_shape = tuple(input_shape), tuple(weight_shape)
+    if len(x_shape) < 1:
+        raise ValueError("input must have at least 1 dimension (the features); got a "
+                         "0-d array")
+    if len(W_shape) != 2:
+        raise ValueError(f"linear_weight must be 2-D (num_classes, in_features), got "
+                         f"shape {W_shape}")
+    if x_shape[-1] != W_shape[1]:
+        raise ValueError(f"input shape {x_shape} and linear_weight shape {W_shape} do "
+                         f"not match: the input's last dimension (in_features) must "
+                         f"equal linear_weight.shape[1]")
+    V = W_shape[0]
+    if bias_shape is not None and tuple(bias_shape) != (V,):
+        raise ValueError(f"linear_bias shape {tuple(bias_shape)} does not match "
+                         f"linear_weight shape {W_shape}: expected ({V},)")
+    batch_shape = x_shape[:-1]
+    logits_shape = batch_shape + (V,)
+    t_shape, t_dtype = tuple(target_shape), np.dtype(target_dtype)
+    kind = t_dtype.kind
+    if kind in "iu":
+        if t_shape != batch_shape:
+            raise ValueError(
+                f"target shape {t_shape} does not match input shape {x_shape}: "
+                f"class-index targets have the input's shape without the feature "
+                f"axis, {batch_shape}"
+                + (f"; probability targets (shape {logits_shape}) must be floating"
+                   if t_shape == logits_shape else ""))
+        return True
+    if kind == "f":
+        if t_shape != logits_shape:
+            if t_shape == batch_shape:
+                raise TypeError(f"class-index targets must be integers (got "
+                                f"{t_dtype}); probability targets have shape "
+                                f"{logits_shape}")
+            raise ValueError(
+                f"probability target shape {t_shape} does not match input shape "
+                f"{x_shape} and linear_weight shape {W_shape}: expected the logits' "
+                f"shape {logits_shape}")
+        return False
+    raise TypeError(f"target must hold integer class indices or floating class "
+                    f"probabilities, got dtype {t_dtype}")
+
+
 def prepare_linear_loss(input, linear_weight, target, linear_bias, weight, reduction,
                         ignore_index, label_smoothing, z_loss, chunk_size, *,
                         softcap=None, want_grad: bool, grad_output=None,
@@ -747,52 +795,15 @@ def prepare_linear_loss(input, linear_weight, target, linear_bias, weight, reduc
     W = _float_operand(linear_weight, "linear_weight", result_dtype)
     b = None if linear_bias is None else _float_operand(linear_bias, "linear_bias",
                                                          result_dtype)
-    if x.ndim < 1:
-        raise ValueError("input must have at least 1 dimension (the features); got a "
-                         "0-d array")
-    if W.ndim != 2:
-        raise ValueError(f"linear_weight must be 2-D (num_classes, in_features), got "
-                         f"shape {W.shape}")
-    if x.shape[-1] != W.shape[1]:
-        raise ValueError(f"input shape {x.shape} and linear_weight shape {W.shape} do "
-                         f"not match: the input's last dimension (in_features) must "
-                         f"equal linear_weight.shape[1]")
+    t = np.asarray(target)
+    p.index = linear_shapes(x.shape, W.shape, None if b is None else b.shape, t.shape,
+                            t.dtype)
     V, D = W.shape
-    if b is not None and b.shape != (V,):
-        raise ValueError(f"linear_bias shape {b.shape} does not match linear_weight "
-                         f"shape {W.shape}: expected ({V},)")
     p.result_dtype, p.input_shape = result_dtype, x.shape
     # the GEMMs read W in its C layout (SciPy would copy another one per chunk)
     p.W, p.b = np.ascontiguousarray(W), b
     p.batch_shape = x.shape[:-1]
     p.N, p.D, p.V = math.prod(p.batch_shape), D, V
-    logits_shape = p.batch_shape + (V,)
-
-    t = np.asarray(target)
-    kind = t.dtype.kind
-    if kind in "iu":
-        if t.shape != p.batch_shape:
-            raise ValueError(
-                f"target shape {t.shape} does not match input shape {x.shape}: "
-                f"class-index targets have the input's shape without the feature "
-                f"axis, {p.batch_shape}"
-                + (f"; probability targets (shape {logits_shape}) must be floating"
-                   if t.shape == logits_shape else ""))
-        p.index = True
-    elif kind == "f":
-        if t.shape != logits_shape:
-            if t.shape == p.batch_shape:
-                raise TypeError(f"class-index targets must be integers (got "
-                                f"{t.dtype}); probability targets have shape "
-                                f"{logits_shape}")
-            raise ValueError(
-                f"probability target shape {t.shape} does not match input shape "
-                f"{x.shape} and linear_weight shape {W.shape}: expected the logits' "
-                f"shape {logits_shape}")
-        p.index = False
-    else:
-        raise TypeError(f"target must hold integer class indices or floating class "
-                        f"probabilities, got dtype {t.dtype}")
     if ignore_index is None:
         p.ignore = -100
     else:

@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fastce import _dask
 from fastce import _validation as v
 from fastce import functional as F
 from fastce._blas import (accumulate_gram, blas_threads, has_inplace_gemm, input_grad_gemm,
@@ -185,6 +186,7 @@ def _loss_result(p: v.LinearLossProblem, total: float, per_token):
 
 
 def _forward(p: v.LinearLossProblem, n_threads):
+    """(float64 loss sum, per-token losses or None) over every chunk."""
     buf = _Scratch(p, want_grad=False)
     total = 0.0
     with blas_threads(n_threads):
@@ -192,7 +194,7 @@ def _forward(p: v.LinearLossProblem, n_threads):
             _, logits, tgt = _chunk_logits(p, s, e, rows, buf)
             total += _chunk_loss(p, logits, tgt, buf, s, e, rows, want_grad=False,
                                  n_threads=_kernel_threads(n_threads))
-    return _loss_result(p, total, buf.per_token)
+    return total, buf.per_token
 
 
 def _target_buffer(out_buf, shape, kdt):
@@ -204,6 +206,8 @@ def _target_buffer(out_buf, shape, kdt):
 
 
 def _backward(p: v.LinearLossProblem, n_threads):
+    """(float64 loss sum, per-token losses or None, (grad_input, grad_weight,
+    grad_bias)) over every chunk."""
     kdt = p.x.dtype
     buf = _Scratch(p, want_grad=True)
     ogi, ogw, ogb = p.out if p.out is not None else (None, None, None)
@@ -249,7 +253,6 @@ def _backward(p: v.LinearLossProblem, n_threads):
                 else:
                     np.sum(G, axis=0, out=gb_tmp)
                     gb += gb_tmp
-    loss = _loss_result(p, total, buf.per_token)
     grads: list[Optional[np.ndarray]] = []
     for acc, user in ((gi, ogi), (gw, ogw), (gb, ogb)):
         if acc is None:
@@ -260,7 +263,7 @@ def _backward(p: v.LinearLossProblem, n_threads):
             grads.append(user)
         else:
             grads.append(acc.astype(p.result_dtype, copy=False))
-    return loss, tuple(grads)
+    return total, buf.per_token, tuple(grads)
 
 
 # ------------------------------------------------------------- public API --
@@ -317,11 +320,20 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         the calling thread between the GEMMs: OpenBLAS's idle workers keep
         spinning for a while after each GEMM, and a parallel kernel
         competing with them made the call up to 1.7x slower (2 cores).
+        Over Dask arrays: per block, default 1.
 
     Returns
     -------
     loss : numpy scalar of the input's dtype, or ndarray of the batch shape
         for reduction="none" (0 at ignored tokens)
+
+    Notes
+    -----
+    Any operand may be a Dask array (the input chunked along its batch axes;
+    a split feature axis is rechunked with a warning).  The results are then
+    lazy Dask arrays, a 0-d one for "mean" and "sum"; each block of tokens
+    runs this function's chunked pass, and the mean divides the global sum
+    by the global denominator.
 
     Examples
     --------
@@ -336,11 +348,16 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     >>> linear_cross_entropy(h, W, t, reduction="none", chunk_size=2).shape
     (6,)
     """
+    if _dask.is_dask(input, linear_weight, target, linear_bias, weight):
+        return _dask.linear_loss(input, linear_weight, target, linear_bias, weight,
+                                 reduction, ignore_index, label_smoothing, z_loss, softcap,
+                                 chunk_size, want_grad=False, grad_output=None, out=None,
+                                 n_threads=n_threads)
     p = _prepare(input, linear_weight, target, linear_bias, weight, reduction,
                  ignore_index, label_smoothing, z_loss, softcap, chunk_size,
                  want_grad=False,
                  n_threads=n_threads)
-    return _forward(p, n_threads)
+    return _loss_result(p, *_forward(p, n_threads))
 
 
 def linear_cross_entropy_and_grad(
@@ -384,6 +401,13 @@ ignore_index, label_smoothing, z_loss, softcap, chunk_size, n_threads
     grad_weight : ndarray of linear_weight's shape
     grad_bias : ndarray of shape (V,), or None without linear_bias
 
+    Notes
+    -----
+    Over Dask arrays (see `linear_cross_entropy`) all four results are lazy;
+    ``dask.compute(*results)`` runs each block once, and grad_weight and
+    grad_bias are Dask's tree sum of the blocks' parts (the same bits run to
+    run for a given chunking).
+
     Examples
     --------
     >>> import numpy as np
@@ -402,12 +426,17 @@ ignore_index, label_smoothing, z_loss, softcap, chunk_size, n_threads
     >>> gh2 is bufs[0]
     True
     """
+    if _dask.is_dask(input, linear_weight, target, linear_bias, weight, grad_output):
+        return _dask.linear_loss(input, linear_weight, target, linear_bias, weight,
+                                 reduction, ignore_index, label_smoothing, z_loss, softcap,
+                                 chunk_size, want_grad=True, grad_output=grad_output,
+                                 out=out, n_threads=n_threads)
     p = _prepare(input, linear_weight, target, linear_bias, weight, reduction,
                  ignore_index, label_smoothing, z_loss, softcap, chunk_size,
                  want_grad=True,
                  grad_output=grad_output, out=out, n_threads=n_threads)
-    loss, (gi, gw, gb) = _backward(p, n_threads)
-    return loss, gi, gw, gb
+    total, per_token, (gi, gw, gb) = _backward(p, n_threads)
+    return _loss_result(p, total, per_token), gi, gw, gb
 
 
 class LinearCrossEntropyLoss(_Loss):

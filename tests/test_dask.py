@@ -236,6 +236,121 @@ def test_misaligned_blocks_are_copied_into_a_reused_buffer(dtype):
     assert _dask._realigned(aligned, "input") is aligned      # no copy when aligned
 
 
+def _linear_case(rng, n, d, v, *, index=True, ignore=True, dtype=np.float64):
+    h = rng.normal(size=(n, d)).astype(dtype)
+    W = (rng.normal(size=(v, d)) / np.sqrt(d)).astype(dtype)
+    b = rng.normal(size=v).astype(dtype)
+    if index:
+        t = rng.integers(0, v, n)
+        if ignore:
+            t[::5] = -100
+    else:
+        t = rng.dirichlet(np.ones(v), n).astype(dtype)
+    return h, W, b, t
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [{}, {"bias": True, "weight": True},
+                                     {"label_smoothing": 0.1, "z_loss": 1e-3,
+                                      "softcap": 4.0, "bias": True},
+                                     {"probabilities": True, "weight": True},
+                                     {"chunk_size": 3, "weight": True}])
+def test_linear_cross_entropy_equals_numpy(chunking, reduction, options):
+    n, d, v = 33, 6, 9
+    h, W, b, t = _linear_case(RNG, n, d, v, index=not options.get("probabilities"))
+    kw = dict(reduction=reduction)
+    for key in ("label_smoothing", "z_loss", "softcap", "chunk_size"):
+        if key in options:
+            kw[key] = options[key]
+    if options.get("bias"):
+        kw["linear_bias"] = b
+    if options.get("weight"):
+        kw["weight"] = RNG.uniform(0.5, 2.0, v)
+    H = da.from_array(h, chunks=(_row_chunks(n, chunking), d))
+    T = da.from_array(t, chunks=H.chunks[:1] + ((() if t.ndim == 1 else (v,))))
+    lazy = fastce.linear_cross_entropy(H, W, T, **kw)
+    assert dask.is_dask_collection(lazy)
+    _close(lazy.compute(), fastce.linear_cross_entropy(h, W, t, **kw))
+    go = RNG.uniform(0.5, 2.0, n) if reduction == "none" else 0.7
+    results = fastce.linear_cross_entropy_and_grad(H, W, t, grad_output=go, **kw)
+    assert all(dask.is_dask_collection(r) for r in results if r is not None)
+    got = dask.compute(*results)
+    ref = fastce.linear_cross_entropy_and_grad(h, W, t, grad_output=go, **kw)
+    for a, r in zip(got, ref):
+        if r is None:
+            assert a is None
+        else:
+            assert np.shape(a) == np.shape(r)
+            _close(a, r)
+
+
+def test_linear_cross_entropy_batch_shapes_dtypes_and_dask_operands():
+    h, W, b, t = _linear_case(RNG, 24, 5, 7, dtype=np.float32)
+    h3, t3 = h.reshape(4, 6, 5), t.reshape(4, 6)
+    H3 = da.from_array(h3, chunks=(3, 4, 5))               # both batch axes chunked
+    got = dask.compute(*fastce.linear_cross_entropy_and_grad(
+        H3, da.from_array(W, chunks=(3, 5)), t3, linear_bias=da.from_array(b, chunks=4),
+        weight=da.from_array(np.linspace(0.5, 2, 7), chunks=3)))
+    ref = fastce.linear_cross_entropy_and_grad(h3, W, t3, linear_bias=b,
+                                               weight=np.linspace(0.5, 2, 7))
+    for a, r in zip(got, ref):
+        assert a.dtype == np.float32 and a.shape == r.shape
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=1e-6)
+    first = dask.compute(*fastce.linear_cross_entropy_and_grad(H3, W, t3))
+    again = dask.compute(*fastce.linear_cross_entropy_and_grad(H3, W, t3))
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(first, again) if x is not None)
+    loss_fn = fastce.LinearCrossEntropyLoss(label_smoothing=0.05)
+    _close(loss_fn(da.from_array(h, chunks=10), W, t).compute(), loss_fn(h, W, t))
+
+
+def test_linear_cross_entropy_ignored_blocks_and_batches():
+    h, W, b, t = _linear_case(RNG, 20, 4, 6)
+    t[5:15] = -100                            # blocks 1 and 2 (of 4) fully ignored
+    H = da.from_array(h, chunks=5)
+    got = dask.compute(*fastce.linear_cross_entropy_and_grad(H, W, t, linear_bias=b))
+    ref = fastce.linear_cross_entropy_and_grad(h, W, t, linear_bias=b)
+    for a, r in zip(got, ref):
+        _close(a, r)
+    assert not got[1][5:15].any()
+    none = np.full(20, -100)
+    loss, gi, gw, _ = dask.compute(*fastce.linear_cross_entropy_and_grad(H, W, none))
+    assert np.isnan(loss) and np.isnan(fastce.linear_cross_entropy(h, W, none))
+    assert not gi.any()
+
+
+def test_linear_cross_entropy_errors():
+    h, W, b, t = _linear_case(RNG, 20, 4, 6)
+    H = da.from_array(h, chunks=6)
+    with pytest.raises(ValueError, match=r"input shape \(20, 4\) and linear_weight shape "
+                                         r"\(6, 3\)"):
+        fastce.linear_cross_entropy(H, W[:, :3], t)           # at graph-build time
+    with pytest.raises(ValueError, match=r"linear_bias shape \(5,\)"):
+        fastce.linear_cross_entropy(H, W, t, linear_bias=b[:5])
+    with pytest.raises(ValueError, match=r"target shape \(19,\) does not match"):
+        fastce.linear_cross_entropy(H, W, t[:19])
+    with pytest.raises(ValueError, match="share one dtype"):
+        fastce.linear_cross_entropy(H, W.astype(np.float32), t)
+    with pytest.raises(ValueError, match="ignore_index"):
+        fastce.linear_cross_entropy(H, W, RNG.dirichlet(np.ones(6), 20), ignore_index=1)
+    with pytest.raises(TypeError, match="out="):
+        fastce.linear_cross_entropy_and_grad(H, W, t, out=(np.empty_like(h),
+                                                           np.empty_like(W), None))
+    bad = t.copy()
+    bad[14] = 6
+    lazy = fastce.linear_cross_entropy(H, W, bad)
+    with pytest.raises(IndexError) as lazy_error:
+        lazy.compute()
+    with pytest.raises(IndexError) as numpy_error:
+        fastce.linear_cross_entropy(h, W, bad)
+    assert str(lazy_error.value) == str(numpy_error.value)
+    with pytest.raises(IndexError, match=r"\(14,\)"):
+        dask.compute(*fastce.linear_cross_entropy_and_grad(H, W, bad))
+    with pytest.warns(Warning, match="feature axis"):
+        split = fastce.linear_cross_entropy(da.from_array(h, chunks=(6, 2)), W, t)
+    _close(split.compute(), fastce.linear_cross_entropy(h, W, t))
+
+
 def test_split_class_axis_is_rechunked_with_a_warning():
     x = RNG.normal(size=(20, 8))
     t = RNG.integers(0, 8, 20)
@@ -343,6 +458,19 @@ def test_on_a_local_cluster(client):
         client.compute(fastce.cross_entropy(X, bad), sync=True)
 
 
+def test_linear_cross_entropy_on_a_local_cluster(client):
+    h, W, b, t = _linear_case(RNG, 300, 16, 40, dtype=np.float32)
+    H = da.from_array(h, chunks=70)
+    got = client.compute(list(fastce.linear_cross_entropy_and_grad(
+        H, W, t, linear_bias=b, label_smoothing=0.1)), sync=True)
+    ref = fastce.linear_cross_entropy_and_grad(h, W, t, linear_bias=b, label_smoothing=0.1)
+    for a, r in zip(got, ref):
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=1e-6)
+    loss_fn = fastce.LinearCrossEntropyLoss(z_loss=1e-4)
+    remote = client.submit(loss_fn, h, W, t).result()       # the object pickles
+    np.testing.assert_allclose(remote, loss_fn(h, W, t), rtol=1e-6)
+
+
 def test_blocks_shipped_to_a_cluster(client):
     # blocks sent from the client arrive wherever they sat in the message
     # frame, often misaligned; the result is the NumPy call's all the same
@@ -367,3 +495,19 @@ def test_loss_objects_pickle_to_workers(client):
             args = (x, t)
         remote = client.submit(loss, *args).result()
         np.testing.assert_allclose(remote, loss(*args), rtol=1e-12)
+
+
+def test_dask_compare_script_runs(capsys):
+    pytest.importorskip("distributed")
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    try:
+        import dask_compare
+    finally:
+        sys.path.pop(0)
+    med = dask_compare.main(["--rows", "4096", "--chunk-rows", "1024", "--classes", "8",
+                             "--rounds", "1", "--settle", "0", "--markdown"])
+    assert {"numpy forward", "made forward", "shipped l+g", "no-op graph"} <= set(med)
+    out = capsys.readouterr().out
+    assert "| forward |" in out and "| l+g |" in out
