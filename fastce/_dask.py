@@ -246,12 +246,13 @@ def _outputs(da, HighLevelGraph, token, blocks, holder, loss_index, loss_chunks,
                           gname, chunks=grad_chunks, dtype=dtype)
 
 
-def _block_result(spec, partials, losses, grad):
+def _block_result(spec, partials, losses, *grads):
     """What a block task returns: its partials alone when they are all the
-    call needs (a reduced loss without gradient), else the triple."""
+    call needs (a reduced loss without gradient), else (partials, losses,
+    gradient(s))."""
     if spec["partials_only"]:
         return partials
-    return partials, losses, grad
+    return (partials, losses) + grads
 
 
 def _check_index_block(t, n_cls, ignore_index, offset, batch_shape):
@@ -286,6 +287,28 @@ def _class_denominator_block(t, sw, weight, spec, offset):
         wt = np.asarray(w, np.float64)[flat[keep]]
         total = float(wt.sum()) if s is None else float(np.dot(s[keep], wt))
     return np.array([total, 0.0]), None, None
+
+
+def _index_denominator(da, HighLevelGraph, prefix, t, sw, weight_arg, weight_dask, spec,
+                       batch_chunks):
+    """The global denominator of a mean over class-index targets, as a 0-d
+    Dask array: one task per target block (`_class_denominator_block`, which
+    also checks the block's targets), then one adding them in block order."""
+    name = f"{prefix}-denominator"
+    offsets = _offsets(batch_chunks)
+    bidx = list(product(*(range(len(c)) for c in batch_chunks)))
+    dsk = {(name, k): (_class_denominator_block, _keys(t, b),
+                       None if sw is None else _keys(sw, b), weight_arg, spec,
+                       tuple(o[i] for o, i in zip(offsets, b)))
+           for k, b in enumerate(bidx)}
+    deps = [a for a in (t, sw, weight_dask) if a is not None]
+    parts = da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=deps), name,
+                     chunks=((1,) * len(bidx),), dtype=object)
+    dname = f"{prefix}-dtotal"
+    ddsk = {(dname,): (_sum_denominators,
+                       [(_tuple_get, (name, k), 0) for k in range(len(bidx))])}
+    return da.Array(HighLevelGraph.from_collections(dname, ddsk, dependencies=[parts]),
+                    dname, chunks=(), dtype=np.float64, meta=np.empty((), np.float64))
 
 
 def _class_block(x, t, sw, gout, weight, denominator, spec, offset):
@@ -433,25 +456,9 @@ def class_loss(input, target, weight, ignore_index, reduction, label_smoothing, 
     denominator_key = None
     if want_grad and reduction == "mean":
         if index:
-            name = f"fastce-denominator-{token}"
-            dsk = {}
-            bidx = list(product(*(range(len(c)) for c in batch_chunks)))
-            for k, b in enumerate(bidx):
-                off = tuple(o[i] for o, i in zip(offsets, b))
-                dsk[(name, k)] = (_class_denominator_block, _keys(t, b),
-                                  None if sw is None else _keys(sw, b), weight_arg, spec,
-                                  off)
-            graph = HighLevelGraph.from_collections(
-                name, dsk, dependencies=[a for a in (t, sw) if a is not None]
-                + ([weight] if is_dask(weight) else []))
-            holder_a = da.Array(graph, name, chunks=((1,) * len(bidx),), dtype=object)
-            dname = f"fastce-dtotal-{token}"
-            ddsk = {(dname,): (_sum_denominators,
-                               [(_tuple_get, (name, k), 0) for k in range(len(bidx))])}
-            denominator = da.Array(HighLevelGraph.from_collections(dname, ddsk,
-                                                                   dependencies=[holder_a]),
-                                   dname, chunks=(), dtype=np.float64,
-                                   meta=np.empty((), np.float64))
+            denominator = _index_denominator(da, HighLevelGraph, f"fastce-{token}", t, sw,
+                                             weight_arg, weight if is_dask(weight) else None,
+                                             spec, batch_chunks)
         elif sw is not None:
             denominator = sw.sum(dtype=np.float64)
         else:
@@ -660,9 +667,7 @@ def _linear_block(x, t, W, b, weight, gout, denominator, spec, offset):
     else:
         total, per_token = L._forward(p, spec["n_threads"])
     losses = None if reduction != "none" else L._loss_result(p, total, per_token)
-    if spec["partials_only"]:
-        return np.array([total, p.denominator])
-    return (np.array([total, p.denominator]), losses) + tuple(grads)
+    return _block_result(spec, np.array([total, p.denominator]), losses, *grads)
 
 
 def _block_sum_input(result, i, kdt):
@@ -755,21 +760,8 @@ def linear_loss(input, linear_weight, target, linear_bias, weight, reduction,
     denominator, denominator_key = None, None
     if want_grad and reduction == "mean":
         if index:
-            den_spec = dict(spec, reduction="sum")
-            name = f"fastce-linear-denominator-{token}"
-            dsk = {(name, k): (_class_denominator_block, _keys(t, idx[:-1]), None, w_arg,
-                               den_spec, tuple(o[i] for o, i in zip(offsets, idx[:-1])))
-                   for k, idx in enumerate(blocks)}
-            graph = HighLevelGraph.from_collections(
-                name, dsk, dependencies=[t] + ([w_dask] if w_dask is not None else []))
-            parts = da.Array(graph, name, chunks=((1,) * len(blocks),), dtype=object)
-            dname = f"fastce-linear-dtotal-{token}"
-            ddsk = {(dname,): (_sum_denominators,
-                               [(_tuple_get, (name, k), 0) for k in range(len(blocks))])}
-            denominator = da.Array(HighLevelGraph.from_collections(dname, ddsk,
-                                                                   dependencies=[parts]),
-                                   dname, chunks=(), dtype=np.float64,
-                                   meta=np.empty((), np.float64))
+            denominator = _index_denominator(da, HighLevelGraph, f"fastce-linear-{token}",
+                                             t, None, w_arg, w_dask, spec, batch_chunks)
         else:
             denominator = da.from_array(np.float64(math.prod(batch_shape)))
         deps.append(denominator)
