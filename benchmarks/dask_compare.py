@@ -15,6 +15,11 @@ same values.  The placements:
   frame, often misaligned for its dtype, and fastce copies such a block into
   an aligned per-thread buffer before its kernels run.
 
+In both, each block's targets are copied onto the worker that holds the
+block's logits before anything is timed, as a loader delivers them together
+(generated apart, the target blocks sat mostly on one worker, and most
+block calls first waited for a transfer).
+
 Timed, as medians of interleaved rounds:
 
 - forward: ``cross_entropy(X, t).compute()`` against the 2-thread call;
@@ -25,6 +30,15 @@ Timed, as medians of interleaved rounds:
 - a no-op graph with the same blocks (one tiny task per block, the loss's
   reduction shape): what scheduling alone costs.
 
+"bound vs plain" is plain / (plain + no-op graph): the ratio a cluster call
+would reach if its two single-threaded workers together computed as fast as
+the plain 2-thread call and scheduling cost what the no-op graph costs, i.e.
+about the best any block function can do on this cluster.
+
+The forward calls (and the no-op graph) and the loss + gradient calls are
+two groups, each interleaved on its own: a forward call timed right after a
+loss + gradient call ran while the workers unmapped that call's gradient
+blocks (1.6 GB of them at ``--rows 4194304``) and measured that instead.
 Every timed call starts after an untimed pause (``--settle``): the cluster
 shares this machine's cores, and a call timed while it still releases the
 previous call's gradient blocks (or the scheduler, in this process, still
@@ -71,6 +85,23 @@ def main(argv=None):
                    and not value.flags.aligned)
 
 
+    def colocated(X, T):
+        """T's blocks copied, persisted, onto the workers that hold X's
+        blocks of the same rows (the scheduler runs each copy where its large
+        input is), as a loader gives a block's logits and targets together:
+        the targets made apart from the logits sat mostly on one worker (15
+        of 16 blocks), so most blocks' calls first waited for a transfer."""
+        T_X = da.blockwise(lambda xb, tb: tb.copy(), "i", X, "ij", T, "i",
+                           dtype=T.dtype, concatenate=True)
+        T_X = client.persist(T_X)
+        wait(T_X)
+        where_x, where_t = client.who_has(X), client.who_has(T_X)
+        apart = sum(where_x[kx] != where_t[kt]
+                    for kx, kt in zip(sorted(where_x), sorted(where_t)))
+        if apart:
+            print(f"# {apart} target blocks not on their logits' worker")
+        return T_X
+
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=40) as cluster, \
             Client(cluster) as client:
@@ -81,6 +112,7 @@ def main(argv=None):
                                               chunks=args.chunk_rows)
         made, T = client.persist([made, T])
         wait([made, T])
+        made_t = colocated(made, T)
         # the plain call's copy, as a NumPy user holds it: what a compute
         # fetches from the cluster sits at its offset in a message frame
         # (often misaligned, so every fastce call on it would copy it first)
@@ -90,13 +122,14 @@ def main(argv=None):
             warnings.simplefilter("ignore", UserWarning)
             shipped = da.from_array(x, chunks=chunks).persist()
             wait(shipped)
+        shipped_t = colocated(shipped, T)
         Xl = da.from_array(x, chunks=chunks)
         Tl = da.from_array(t, chunks=args.chunk_rows)
 
-        def dask_forward(X):
+        def dask_forward(X, T):
             return lambda: fastce.cross_entropy(X, T).compute()
 
-        def dask_loss_grad(X):
+        def dask_loss_grad(X, T):
             def call():
                 loss, grad = fastce.cross_entropy_and_grad(X, T)
                 loss, grad = client.persist([loss, grad])
@@ -117,23 +150,30 @@ def main(argv=None):
         def noop():
             return made.map_blocks(lambda b: b[:1, :1], chunks=(1, 1)).sum().compute()
 
-        impls = {
+        # two groups, each interleaved on its own: a forward call timed
+        # after a loss + gradient call would be timed while the workers
+        # unmap that call's gradient blocks
+        groups = [{
             "numpy forward": lambda: fastce.cross_entropy(x, t, n_threads=2),
-            "made forward": dask_forward(made),
-            "shipped forward": dask_forward(shipped),
+            "made forward": dask_forward(made, made_t),
+            "shipped forward": dask_forward(shipped, shipped_t),
             "threads forward": threads_forward,
-            "numpy l+g": lambda: fastce.cross_entropy_and_grad(x, t, n_threads=2),
-            "made l+g": dask_loss_grad(made),
-            "shipped l+g": dask_loss_grad(shipped),
-            "threads l+g": threads_loss_grad,
             "no-op graph": noop,
-        }
+        }, {
+            "numpy l+g": lambda: fastce.cross_entropy_and_grad(x, t, n_threads=2),
+            "made l+g": dask_loss_grad(made, made_t),
+            "shipped l+g": dask_loss_grad(shipped, shipped_t),
+            "threads l+g": threads_loss_grad,
+        }]
         ref = fastce.cross_entropy(x, t)
-        for X in (made, shipped):
-            assert abs(dask_forward(X)() - ref) <= 1e-5 * abs(ref)
+        for X, T_X in ((made, made_t), (shipped, shipped_t)):
+            assert abs(dask_forward(X, T_X)() - ref) <= 1e-5 * abs(ref)
         misaligned = sum(client.run(misaligned_blocks).values())
-        med, rounds = interleaved_medians(impls, args.rounds, None,
-                                          settle=lambda: time.sleep(args.settle))
+        med = {}
+        for impls in groups:
+            group_med, rounds = interleaved_medians(impls, args.rounds, None,
+                                                    settle=lambda: time.sleep(args.settle))
+            med.update(group_med)
     mb = x.nbytes / 2 ** 20
     n_blocks = -(-args.rows // args.chunk_rows)
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; logits "
@@ -149,10 +189,11 @@ def main(argv=None):
                         f"{base / med[f'{where} {what}']:.2f}")]
                     + [f"{med[f'threads {what}'] * 1e3:.1f}",
                        f"{base / med[f'threads {what}']:.2f}",
-                       f"{med['no-op graph'] * 1e3:.1f}"])
+                       f"{med['no-op graph'] * 1e3:.1f}",
+                       f"{base / (base + med['no-op graph']):.2f}"])
     header = ["call", "plain 2 threads ms", "cluster, made on workers ms", "vs plain",
               "cluster, shipped ms", "vs plain", "threaded scheduler ms", "vs plain",
-              "no-op graph ms"]
+              "no-op graph ms", "bound vs plain"]
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|---|" + "---:|" * (len(header) - 1))
