@@ -10,7 +10,12 @@ Times are medians over interleaved rounds (each round calls every
 implementation once; see `fastce._bench.timing`).  Every implementation
 computes the mean loss and the gradients of the input and the weight, and
 allocates its outputs, as a training step does (fastce without ``out=``,
-torch with ``.grad`` reset to None).
+torch with ``.grad`` reset to None), except two: the floor writes into
+preallocated outputs, and so does "fastce out=", which also keeps its chunk
+buffers from call to call.  Memory mapped afresh is costly on the VMs these
+numbers come from (a 128 MiB buffer: 15-20 ms to fault in right after a
+free, 260-315 ms after two idle seconds), and each interleaved call runs
+after seconds of other work, so an allocating call pays for it.
 
 Peak extra memory is measured per implementation in a fresh child process:
 the growth of the resident set (VmHWM after resetting it, minus the RSS
@@ -134,6 +139,7 @@ def main(argv=None) -> int:
                 if torch_chunk is None:
                     torch_chunk, scan = lw.best_torch_chunk(torch, x, W, t)
             impls = {"fastce": lw.fastce_call(x, W, t, n),
+                     "fastce_out": lw.fastce_out_call(x, W, t, n),
                      "floor": lw.floor_call(x, W, t, n)}
             for c in extra_chunks:
                 impls[f"fastce@{c}"] = lw.fastce_call(x, W, t, n, chunk_size=c)
@@ -156,8 +162,9 @@ def main(argv=None) -> int:
 
 
 def _print(rows, markdown, extra_chunks):
-    head = ["workload", "thr", "fastce ms", "torch ref ms", "torch chunked ms",
-            "floor ms", "x torch best", "x floor", "floor: x torch best"]
+    head = ["workload", "thr", "fastce ms", "fastce out= ms", "torch ref ms",
+            "torch chunked ms", "floor ms", "x torch best", "out=: x torch best",
+            "x floor", "out=: x floor", "floor: x torch best"]
     head += [f"fastce@{c} ms" for c in extra_chunks]
     lines = []
     for r in rows:
@@ -165,12 +172,14 @@ def _print(rows, markdown, extra_chunks):
         best = min((ms[k] for k in ("torch_ref", "torch_chunked") if k in ms),
                    default=None)
         vals = [r["workload"] + f" [chunk {r['chunk']}]", str(r["threads"]),
-                _fmt(ms["fastce"]), _fmt(ms.get("torch_ref")),
+                _fmt(ms["fastce"]), _fmt(ms["fastce_out"]), _fmt(ms.get("torch_ref")),
                 _fmt(ms.get("torch_chunked")) + (f" [{r['torch_chunk']}]"
                                                  if r["torch_chunk"] else ""),
                 _fmt(ms["floor"]),
                 _fmt(None if best is None else best / ms["fastce"], "{:.2f}"),
+                _fmt(None if best is None else best / ms["fastce_out"], "{:.2f}"),
                 _fmt(ms["fastce"] / ms["floor"], "{:.2f}"),
+                _fmt(ms["fastce_out"] / ms["floor"], "{:.2f}"),
                 # what the GEMMs alone give against torch: no implementation that
                 # does them on this BLAS can be faster than torch by more
                 _fmt(None if best is None else best / ms["floor"], "{:.2f}")]

@@ -12,6 +12,9 @@ Implementations, each computing the mean loss and the gradients with respect
 to the input and the weight:
 
 - ``fastce``: `fastce.linear_cross_entropy_and_grad` with its default chunk;
+- ``fastce_out``: the same with ``out=`` buffers, as a training loop calls
+  it: nothing of the logits' size is allocated after the first call, like
+  the floor, whose outputs are preallocated;
 - ``torch_ref``: ``torch.nn.functional.linear_cross_entropy`` (reference
   path: the full logits) forward + backward;
 - ``torch_chunked``: the same with ``options=LinearCrossEntropyOptions(...)``
@@ -77,6 +80,17 @@ def fastce_call(x, W, t, n_threads: int, chunk_size=None):
     def run():
         return fastce.linear_cross_entropy_and_grad(x, W, t, n_threads=n_threads,
                                                     chunk_size=chunk_size)
+    return run
+
+
+def fastce_out_call(x, W, t, n_threads: int, chunk_size=None):
+    """fastce as a training loop calls it: the gradients into preallocated
+    buffers (``out=``), so the chunk buffers are kept from call to call."""
+    outs = (np.empty_like(x), np.empty_like(W), None)
+
+    def run():
+        return fastce.linear_cross_entropy_and_grad(x, W, t, n_threads=n_threads,
+                                                    chunk_size=chunk_size, out=outs)
     return run
 
 

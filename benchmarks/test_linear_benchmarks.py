@@ -1,6 +1,7 @@
 """pytest-benchmark suite for the linear + cross-entropy output layer: the
 L1-L3 workloads of `linear_workloads`, one group per workload, timing
-fastce's `linear_cross_entropy_and_grad`, the three-GEMM floor, and torch's
+fastce's `linear_cross_entropy_and_grad` (allocating its gradients, and with
+``out=``), the three-GEMM floor, and torch's
 reference and chunked paths (skipped without torch).
 
     pytest benchmarks/test_linear_benchmarks.py --benchmark-only
@@ -45,6 +46,13 @@ def test_fastce(benchmark, linear_workload, fastce_threads):
     w, (x, W, t) = linear_workload
     loss, gi, gw, _ = _bench(benchmark, w, fastce_threads,
                              lw.fastce_call(x, W, t, fastce_threads))
+    assert math.isfinite(float(loss)) and gi.shape == x.shape and gw.shape == W.shape
+
+
+def test_fastce_out(benchmark, linear_workload, fastce_threads):
+    w, (x, W, t) = linear_workload
+    loss, gi, gw, _ = _bench(benchmark, w, fastce_threads,
+                             lw.fastce_out_call(x, W, t, fastce_threads))
     assert math.isfinite(float(loss)) and gi.shape == x.shape and gw.shape == W.shape
 
 

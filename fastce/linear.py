@@ -10,7 +10,9 @@ in place, and that gradient is projected back onto the input, the weight and
 the bias before the next chunk reuses the buffer.  Peak extra memory is one
 chunk of logits (two with ``softcap`` and a gradient), plus, without SciPy
 and with more than one chunk, one scratch array of the weight's shape
-(NumPy's GEMM cannot accumulate into its output; SciPy's can).
+(NumPy's GEMM cannot accumulate into its output; SciPy's can).  Given
+``out=``, those buffers are kept per thread for the next call (see
+`release_workspace`).
 
 Everything is validated, class-index targets included, before anything is
 written; the mean's denominator (sum of the target weights of the
@@ -20,6 +22,7 @@ not change the result beyond floating-point rounding of the GEMMs.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -35,7 +38,7 @@ from fastce.functional import FloatArray, LossValue, Reduction
 from fastce.losses import _frozen, _Loss
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_and_grad",
-           "LinearCrossEntropyLoss", "default_chunk_size"]
+           "LinearCrossEntropyLoss", "default_chunk_size", "release_workspace"]
 
 #: The default chunk's logits buffer: about this many bytes.
 _CHUNK_BYTES = 8 << 20
@@ -123,6 +126,64 @@ def _kernel_threads(n_threads):
     return n_threads if _KERNEL_THREADS is None else _KERNEL_THREADS
 
 
+#: Per thread, the buffers a call given ``out=`` leaves for the next one.
+_kept = threading.local()
+
+
+def _kept_array(role: str, shape, dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array over this thread's buffer for
+    ``role``, kept from call to call and replaced when too small.
+
+    Why: a training loop that passes ``out=`` should allocate nothing of the
+    chunk's size per step.  Fresh memory is not free: on the 2-core VM of
+    the benchmarks, a freshly mapped 128 MiB buffer took 15-20 ms to fault
+    in when memory had just been freed, 260-315 ms after two idle seconds
+    (the hypervisor had been handed the freed pages back), which made the
+    (1024, 256) -> 131072 step 1.2x slower when other work ran between
+    steps."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    buf = getattr(_kept, role, None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = None                          # drop the old buffer before the new one
+        setattr(_kept, role, None)
+        buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+        setattr(_kept, role, buf)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def release_workspace() -> None:
+    """Free the buffers that `linear_cross_entropy_and_grad` keeps, on the
+    calling thread, after a call given ``out=``.
+
+    With ``out=`` (the training-loop form) the chunk's logits buffer and the
+    other scratch arrays are kept per thread for the next call instead of
+    being freed and mapped again each step; they take about
+    ``chunk_size x V`` floats (one more such buffer with ``softcap``).  Call
+    this when the loop is done to give that memory back; the next call
+    given ``out=`` allocates them again.  Calls without ``out=`` keep
+    nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastce.linear import linear_cross_entropy_and_grad, release_workspace
+    >>> h = np.ones((4, 3)); W = np.ones((5, 3)); t = np.array([0, 1, 2, 3])
+    >>> bufs = (np.empty_like(h), np.empty_like(W), None)
+    >>> for step in range(3):
+    ...     loss, gh, gW, _ = linear_cross_entropy_and_grad(h, W, t, out=bufs)
+    >>> release_workspace()
+    >>> round(float(loss), 4)
+    1.6094
+    """
+    _kept.__dict__.clear()
+
+
+def _scratch_array(keep: bool, role: str, shape, dtype) -> np.ndarray:
+    """A scratch array: this thread's kept one for ``role`` when ``keep``,
+    else a fresh one."""
+    return _kept_array(role, shape, dtype) if keep else np.empty(shape, dtype=dtype)
+
+
 def _chunks(p: v.LinearLossProblem):
     """(start, stop, token rows or None for the slice start:stop of the
     input) over the tokens that count."""
@@ -132,15 +193,19 @@ def _chunks(p: v.LinearLossProblem):
 
 
 class _Scratch:
-    """The buffers reused by every chunk."""
+    """The buffers reused by every chunk; ``keep``: over this thread's kept
+    buffers (`_kept_array`), for a call given ``out=``."""
 
-    def __init__(self, p: v.LinearLossProblem, *, want_grad: bool):
+    def __init__(self, p: v.LinearLossProblem, *, want_grad: bool, keep: bool = False):
         kdt = p.x.dtype
-        self.logits = np.empty((p.chunk, p.V), dtype=kdt)
+        self.keep = keep
+        self.logits = _scratch_array(keep, "logits", (p.chunk, p.V), kdt)
         # the capped logits must survive until the gradient is chained through the cap
-        self.grad = (np.empty_like(self.logits) if want_grad and p.softcap is not None
-                     else self.logits)
-        self.h = None if p.rows is None else np.empty((p.chunk, p.D), dtype=kdt)
+        self.grad = (_scratch_array(keep, "grad", (p.chunk, p.V), kdt)
+                     if want_grad and p.softcap is not None else self.logits)
+        self.h = (None if p.rows is None
+                  else _scratch_array(keep, "h", (p.chunk, p.D), kdt))
+        # returned to the caller, so never kept
         self.per_token = np.zeros(p.N, dtype=kdt) if p.reduction == "none" else None
 
 
@@ -197,35 +262,39 @@ def _forward(p: v.LinearLossProblem, n_threads):
     return total, buf.per_token
 
 
-def _target_buffer(out_buf, shape, kdt):
+def _target_buffer(out_buf, shape, kdt, role: str):
     """Where a gradient accumulates: the user's buffer when it has the
-    compute dtype and is aligned, else a scratch copied into it at the end."""
+    compute dtype and is aligned, else a scratch copied into it at the end
+    (kept for the next call when the user gave one, since it is not
+    returned then)."""
     if out_buf is not None and out_buf.dtype == kdt and out_buf.flags.aligned:
         return out_buf
-    return np.empty(shape, dtype=kdt)
+    return _scratch_array(out_buf is not None, role, shape, kdt)
 
 
 def _backward(p: v.LinearLossProblem, n_threads):
     """(float64 loss sum, per-token losses or None, (grad_input, grad_weight,
     grad_bias)) over every chunk."""
     kdt = p.x.dtype
-    buf = _Scratch(p, want_grad=True)
+    keep = p.out is not None
+    buf = _Scratch(p, want_grad=True, keep=keep)
     ogi, ogw, ogb = p.out if p.out is not None else (None, None, None)
-    gi = _target_buffer(ogi, p.input_shape, kdt)
-    gw = _target_buffer(ogw, p.W.shape, kdt)
-    gb = None if p.b is None else _target_buffer(ogb, p.b.shape, kdt)
+    gi = _target_buffer(ogi, p.input_shape, kdt, "grad_input")
+    gw = _target_buffer(ogw, p.W.shape, kdt, "grad_weight")
+    gb = None if p.b is None else _target_buffer(ogb, p.b.shape, kdt, "grad_bias")
     gi2 = gi.reshape(p.N, p.D)
     if p.rows is not None:
         gi2.fill(0)          # ignored tokens get no gradient
-        gibuf = np.empty((p.chunk, p.D), dtype=kdt)
+        gibuf = _scratch_array(keep, "grad_input_rows", (p.chunk, p.D), kdt)
     if p.n_work == 0:
         gw.fill(0)
         if gb is not None:
             gb.fill(0)
     # without SciPy's GEMM, grad_weight accumulates through a scratch of its shape
-    gw_tmp = (np.empty_like(gw) if p.n_work > p.chunk and not has_inplace_gemm(kdt)
-              else None)
-    gb_tmp = None if gb is None or p.n_work <= p.chunk else np.empty_like(gb)
+    gw_tmp = (_scratch_array(keep, "grad_weight_part", gw.shape, kdt)
+              if p.n_work > p.chunk and not has_inplace_gemm(kdt) else None)
+    gb_tmp = (None if gb is None or p.n_work <= p.chunk
+              else _scratch_array(keep, "grad_bias_part", gb.shape, kdt))
     if p.reduction == "mean":
         scale = p.go / p.denominator if p.denominator != 0 else math.nan
     else:
@@ -392,7 +461,10 @@ ignore_index, label_smoothing, z_loss, softcap, chunk_size, n_threads
         Preallocated C-contiguous, writeable arrays of the shapes and dtype
         of input, linear_weight and linear_bias (grad_bias None without a
         bias), filled and returned.  They are validated before anything is
-        written.
+        written.  A call given ``out`` also keeps its chunk buffers (about
+        ``chunk_size x V`` floats) on the calling thread for the next call,
+        so a training loop allocates nothing of the logits' size per step;
+        `fastce.linear.release_workspace` frees them.
 
     Returns
     -------

@@ -430,6 +430,102 @@ def test_out_buffers_used_and_returned(bias, dtype):
         np.testing.assert_array_equal(a, r)
 
 
+def _peak_allocation(fn):
+    """Peak bytes tracemalloc sees during ``fn()`` (NumPy reports its data
+    buffers to it)."""
+    import gc
+    import tracemalloc
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base
+
+
+@pytest.mark.parametrize("case", ["plain", "bias+ignored", "softcap", "float16"])
+def test_out_keeps_the_workspace_for_the_next_call(case):
+    """With out= a second step allocates nothing of the logits' size: the
+    chunk buffers are kept per thread; release_workspace gives them back."""
+    rng = np.random.default_rng(3)
+    n, d, v, chunk = 512, 32, 4096, 128
+    dtype = np.float16 if case == "float16" else np.float32
+    x = rng.standard_normal((n, d)).astype(dtype)
+    W = (rng.standard_normal((v, d)) / math.sqrt(d)).astype(dtype)
+    b = rng.standard_normal(v).astype(dtype) if case == "bias+ignored" else None
+    t = rng.integers(0, v, n)
+    if case == "bias+ignored":
+        t[::5] = -100
+    kw = dict(linear_bias=b, chunk_size=chunk,
+              softcap=30.0 if case == "softcap" else None)
+    ref = linear_cross_entropy_and_grad(x, W, t, **kw)
+    outs = (np.empty_like(x), np.empty_like(W), None if b is None else np.empty_like(b))
+    chunk_bytes = chunk * v * 4
+    linear_module.release_workspace()
+    try:
+        first = _peak_allocation(
+            lambda: linear_cross_entropy_and_grad(x, W, t, out=outs, **kw))
+        assert first >= chunk_bytes
+        res = [None]
+
+        def step():
+            res[0] = linear_cross_entropy_and_grad(x, W, t, out=outs, **kw)
+        second = _peak_allocation(step)
+        # float16 operands are converted to float32 copies on every call
+        converted = (x.size + W.size) * 4 if dtype == np.float16 else 0
+        assert second < chunk_bytes // 8 + converted, \
+            f"the second step allocated {second} bytes"
+        for a, r in zip(res[0], ref):
+            np.testing.assert_array_equal(a, r)
+        # a call without out= neither uses nor keeps them
+        assert _peak_allocation(
+            lambda: linear_cross_entropy_and_grad(x, W, t, **kw)) >= chunk_bytes
+        linear_module.release_workspace()
+        assert _peak_allocation(step) >= chunk_bytes
+        for a, r in zip(res[0], ref):
+            np.testing.assert_array_equal(a, r)
+    finally:
+        linear_module.release_workspace()
+
+
+def test_kept_workspace_across_shapes_and_threads():
+    """A kept buffer too small is replaced, a larger one reused: results
+    equal fresh calls, shapes in any order, each thread with its own."""
+    import threading
+    cases = [make_case(40 + i, np.float64, batch=(nb,), v=vv, n_ignored=2)
+             for i, (nb, vv) in enumerate([(9, 5), (30, 40), (12, 17), (30, 40)])]
+    refs = [linear_cross_entropy_and_grad(x, W, t, linear_bias=b, chunk_size=4)
+            for x, W, b, t, _ in cases]
+
+    def run(order, errors):
+        try:
+            for i in order:
+                x, W, b, t, _ = cases[i]
+                outs = _outs(x, W, b)
+                got = linear_cross_entropy_and_grad(x, W, t, linear_bias=b, chunk_size=4,
+                                                    out=outs)
+                for a, r in zip(got, refs[i]):
+                    np.testing.assert_array_equal(a, r)
+        except Exception as e:   # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            linear_module.release_workspace()
+
+    errors: list = []
+    run([0, 1, 2, 0, 3, 1], errors)
+    threads = [threading.Thread(target=run, args=(order, errors))
+               for order in ([1, 0, 2, 3] * 5, [2, 3, 0, 1] * 5)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+
+
 def test_bad_out():
     x, W, b, t, _ = make_case(18, np.float64)
     good = _outs(x, W, b)
@@ -638,6 +734,7 @@ def test_exported():
                  "LinearCrossEntropyLoss"):
         assert name in fastce.__all__
         assert getattr(fastce, name) is getattr(linear_module, name)
+    assert "release_workspace" in linear_module.__all__
 
 
 def test_default_chunk_size_rule():
