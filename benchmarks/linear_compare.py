@@ -22,7 +22,9 @@ the growth of the resident set (VmHWM after resetting it, minus the RSS
 before the call, inputs already in memory) and, for the NumPy-based ones,
 tracemalloc's peak.  Both include the returned gradients; the "workspace"
 columns subtract them (N x D + V x D floats), leaving what each
-implementation needs beyond its inputs and outputs.
+implementation needs beyond its inputs and outputs.  "fastce out=" has its
+gradient buffers resident before the call, as a training loop does after
+its first step: its growth is its workspace, measured, not subtracted.
 """
 from __future__ import annotations
 
@@ -85,6 +87,8 @@ def _memory_child(name: str, impl: str, torch_chunk: int | None) -> dict:
 def _make(impl, torch, x, W, t, n_threads, torch_chunk=None, fastce_chunk=None):
     if impl == "fastce":
         return lw.fastce_call(x, W, t, n_threads, chunk_size=fastce_chunk)
+    if impl == "fastce_out":
+        return lw.fastce_out_call(x, W, t, n_threads)
     if impl == "floor":
         return lw.floor_call(x, W, t, n_threads)
     if impl == "torch_ref":
@@ -152,7 +156,7 @@ def main(argv=None) -> int:
                              ms={k: v * 1e3 for k, v in med.items()}))
         if not args.no_memory:
             mem = {impl: _memory(w.name, impl, torch_chunk)
-                   for impl in (["fastce", "floor"]
+                   for impl in (["fastce", "fastce_out", "floor"]
                                 + (["torch_ref", "torch_chunked"] if torch else []))}
             rows[-1]["memory"] = mem
             rows[-1]["grad_mb"] = (w.N * w.D + w.V * w.D) * 4 / MIB
@@ -189,8 +193,9 @@ def _print(rows, markdown, extra_chunks):
     mem_rows = [r for r in rows if "memory" in r]
     if mem_rows:
         print()
-        mhead = ["workload", "fastce MiB (rss / traced)", "torch ref MiB",
+        mhead = ["workload", "fastce MiB (rss / traced)", "fastce out= MiB", "torch ref MiB",
                  "torch chunked MiB", "floor MiB", "fastce / ref", "fastce / chunked",
+                 "out= / ref",
                  "workspace MiB: fastce / ref / chunked", "workspace: fastce / ref",
                  "fastce / chunked"]
         mlines = []
@@ -209,9 +214,11 @@ def _print(rows, markdown, extra_chunks):
             mlines.append([
                 r["workload"],
                 f"{_fmt(rss('fastce'))} / {_fmt(m['fastce'].get('traced_mb'))}",
+                _fmt(rss("fastce_out")),
                 _fmt(rss("torch_ref")), _fmt(rss("torch_chunked")), _fmt(rss("floor")),
                 _fmt(over(rss("fastce"), rss("torch_ref")), "{:.3f}"),
                 _fmt(over(rss("fastce"), rss("torch_chunked")), "{:.2f}"),
+                _fmt(over(rss("fastce_out"), rss("torch_ref")), "{:.3f}"),
                 f"{_fmt(work('fastce'))} / {_fmt(work('torch_ref'))} / "
                 f"{_fmt(work('torch_chunked'))}",
                 _fmt(over(work("fastce"), work("torch_ref")), "{:.3f}"),
