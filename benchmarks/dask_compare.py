@@ -91,7 +91,7 @@ def main(argv=None):
         T_X = client.persist(T_X)
         wait(T_X)
         where_x, where_t = client.who_has(X), client.who_has(T_X)
-        apart = sum(where_x[kx] != where_t[kt]
+        apart = sum(not set(where_x[kx]) & set(where_t[kt])
                     for kx, kt in zip(sorted(where_x), sorted(where_t)))
         if apart:
             print(f"# {apart} target blocks not on their logits' worker")

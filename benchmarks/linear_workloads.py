@@ -86,7 +86,7 @@ def fastce_call(x, W, t, n_threads: int, chunk_size=None):
 def fastce_out_call(x, W, t, n_threads: int, chunk_size=None):
     """fastce as a training loop calls it: the gradients into preallocated
     buffers (``out=``), so the chunk buffers are kept from call to call."""
-    outs = (np.zeros_like(x), np.zeros_like(W), None)
+    outs = (np.empty_like(x), np.empty_like(W), None)
     for buf in outs[:2]:
         buf.fill(0)       # resident, as a training loop's buffers are after its first step
 

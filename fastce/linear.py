@@ -157,11 +157,14 @@ def release_workspace() -> None:
 
     With ``out=`` (the training-loop form) the chunk's logits buffer and the
     other scratch arrays are kept per thread for the next call instead of
-    being freed and mapped again each step; they take about
-    ``chunk_size x V`` floats (one more such buffer with ``softcap``).  Call
-    this when the loop is done to give that memory back; the next call
-    given ``out=`` allocates them again.  Calls without ``out=`` keep
-    nothing.
+    being freed and mapped again each step.  They take about
+    ``chunk_size x V`` floats of the compute dtype (one more such buffer with
+    ``softcap``), plus, when the ``out`` buffers are float16 or misaligned,
+    float32 accumulators of the gradients' shapes, and without SciPy one of
+    the weight's shape.  A buffer only grows: the largest call's sizes are
+    kept.  Call this when the loop is done to give that memory back (each
+    thread that called with ``out=`` keeps its own); the next call given
+    ``out=`` allocates them again.  Calls without ``out=`` keep nothing.
 
     Examples
     --------
@@ -461,10 +464,10 @@ ignore_index, label_smoothing, z_loss, softcap, chunk_size, n_threads
         Preallocated C-contiguous, writeable arrays of the shapes and dtype
         of input, linear_weight and linear_bias (grad_bias None without a
         bias), filled and returned.  They are validated before anything is
-        written.  A call given ``out`` also keeps its chunk buffers (about
-        ``chunk_size x V`` floats) on the calling thread for the next call,
-        so a training loop allocates nothing of the logits' size per step;
-        `fastce.linear.release_workspace` frees them.
+        written.  A call given ``out`` also keeps its scratch buffers on
+        the calling thread for the next call (see `release_workspace`), so
+        a training loop allocates nothing of the logits' size per step
+        (float16 operands are still converted to float32 copies per call).
 
     Returns
     -------
