@@ -205,7 +205,7 @@ def main(argv=None):
         rows = xgboost_rows(args.boost_rounds, args.repeats, threads, args.samples,
                             args.classes)
         header = ["threads", "built-in s", "fastce s", "NumPy objective s",
-                  "fastce / built-in", "NumPy / built-in", "max |dp| vs built-in"]
+                  "fastce / built-in", "NumPy / built-in", "max abs(dp) vs built-in"]
         body = [[str(r["threads"]), f"{r['built-in']:.2f}", f"{r['fastce']:.2f}",
                  f"{r['numpy']:.2f}", f"{r['fastce'] / r['built-in']:.2f}",
                  f"{r['numpy'] / r['built-in']:.2f}", f"{r['max_prob_diff']:.1e}"]
