@@ -17,12 +17,15 @@ Tolerances follow SPEC section 3.8:
 from __future__ import annotations
 
 import contextlib
+import gc
+import tracemalloc
 import warnings
 import zlib
 
 import numpy as np
 
 __all__ = [
+    "peak_allocation",
     "TOLERANCES", "tolerance", "assert_close", "assert_result_type",
     "rng_for", "oracle_dtype",
     "torch_ce", "torch_ce_and_grad", "torch_nll", "torch_nll_and_grad",
@@ -247,3 +250,18 @@ def simd_variant(arch: str):
         yield
     finally:
         _runtime.select_arch(previous)
+
+
+def peak_allocation(fn) -> int:
+    """Peak bytes traced by tracemalloc during ``fn()`` (NumPy reports its
+    data buffers to tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base

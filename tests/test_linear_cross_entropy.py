@@ -27,6 +27,8 @@ from fastce import (
 from fastce import linear as linear_module
 from fastce.linear import default_chunk_size
 
+from _helpers import peak_allocation
+
 # float32: the oracle is float64 torch on the same (float32) data, so the
 # difference is fastce's own float32 rounding (GEMMs over D=7 and, for the
 # weight gradient, a sum over N=11 tokens): inside rtol 1e-5 / atol 1e-6.
@@ -430,23 +432,6 @@ def test_out_buffers_used_and_returned(bias, dtype):
         np.testing.assert_array_equal(a, r)
 
 
-def _peak_allocation(fn):
-    """Peak bytes tracemalloc sees during ``fn()`` (NumPy reports its data
-    buffers to it)."""
-    import gc
-    import tracemalloc
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base
-
-
 @pytest.mark.parametrize("case", ["plain", "bias+ignored", "softcap", "float16"])
 def test_out_keeps_the_workspace_for_the_next_call(case):
     """With out= a second step allocates nothing of the logits' size: the
@@ -467,14 +452,14 @@ def test_out_keeps_the_workspace_for_the_next_call(case):
     chunk_bytes = chunk * v * 4
     linear_module.release_workspace()
     try:
-        first = _peak_allocation(
+        first = peak_allocation(
             lambda: linear_cross_entropy_and_grad(x, W, t, out=outs, **kw))
         assert first >= chunk_bytes
         res = [None]
 
         def step():
             res[0] = linear_cross_entropy_and_grad(x, W, t, out=outs, **kw)
-        second = _peak_allocation(step)
+        second = peak_allocation(step)
         # float16 operands are converted to float32 copies on every call
         converted = (x.size + W.size) * 4 if dtype == np.float16 else 0
         assert second < chunk_bytes // 8 + converted, \
@@ -482,10 +467,10 @@ def test_out_keeps_the_workspace_for_the_next_call(case):
         for a, r in zip(res[0], ref):
             np.testing.assert_array_equal(a, r)
         # a call without out= neither uses nor keeps them
-        assert _peak_allocation(
+        assert peak_allocation(
             lambda: linear_cross_entropy_and_grad(x, W, t, **kw)) >= chunk_bytes
         linear_module.release_workspace()
-        assert _peak_allocation(step) >= chunk_bytes
+        assert peak_allocation(step) >= chunk_bytes
         for a, r in zip(res[0], ref):
             np.testing.assert_array_equal(a, r)
     finally:

@@ -3,14 +3,13 @@ logits (``out=input``), inputs never modified otherwise, and the memory the
 kernels allocate (SPEC §2.2, §3.9, §5 "Extra memory")."""
 from __future__ import annotations
 
-import gc
-import tracemalloc
 import zlib
 
 import numpy as np
 import pytest
 
 import fastce
+from _helpers import peak_allocation
 
 
 # --------------------------------------------------------------- cases --
@@ -210,24 +209,9 @@ def test_noncontiguous_input_is_not_modified_and_out_gets_the_gradient():
 
 # -------------------------------------------------------------- memory --
 
-def _peak_allocation(fn):
-    """Peak bytes traced by tracemalloc during ``fn()`` (NumPy reports its
-    data buffers to tracemalloc)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base
-
-
 def test_tracemalloc_sees_numpy_allocations():
     """The memory tests below are meaningful only if this holds."""
-    assert _peak_allocation(lambda: np.ones(1_000_000)) >= 8_000_000
+    assert peak_allocation(lambda: np.ones(1_000_000)) >= 8_000_000
 
 
 def test_cross_entropy_and_grad_in_place_allocates_under_1mb():
@@ -236,13 +220,13 @@ def test_cross_entropy_and_grad_in_place_allocates_under_1mb():
     t = rng.integers(0, 1000, size=8192)
     fastce.cross_entropy_and_grad(x, t, out=x)         # warm-up (imports, caches)
     x[...] = rng.standard_normal((8192, 1000), dtype=np.float32)
-    peak = _peak_allocation(lambda: fastce.cross_entropy_and_grad(x, t, out=x))
+    peak = peak_allocation(lambda: fastce.cross_entropy_and_grad(x, t, out=x))
     assert peak < 1_000_000, f"allocated {peak} bytes beyond the inputs"
     # and with weights, ignore_index hits and label smoothing (workload F)
     w = rng.uniform(0.5, 2.0, size=1000).astype(np.float32)
     t[::7] = -100
     x[...] = rng.standard_normal((8192, 1000), dtype=np.float32)
-    peak = _peak_allocation(lambda: fastce.cross_entropy_and_grad(
+    peak = peak_allocation(lambda: fastce.cross_entropy_and_grad(
         x, t, weight=w, label_smoothing=0.1, out=x))
     assert peak < 1_000_000, f"allocated {peak} bytes beyond the inputs"
 
@@ -252,7 +236,7 @@ def test_cross_entropy_and_grad_allocates_only_the_gradient():
     x = rng.standard_normal((8192, 1000), dtype=np.float32)
     t = rng.integers(0, 1000, size=8192)
     fastce.cross_entropy_and_grad(x, t)
-    peak = _peak_allocation(lambda: fastce.cross_entropy_and_grad(x, t))
+    peak = peak_allocation(lambda: fastce.cross_entropy_and_grad(x, t))
     assert peak < x.nbytes + 1_000_000, f"allocated {peak} bytes for a {x.nbytes} gradient"
 
 
@@ -261,7 +245,7 @@ def test_forward_cross_entropy_allocates_under_1_percent_of_the_input():
     x = rng.standard_normal((1024, 32768), dtype=np.float32)
     t = rng.integers(0, 32768, size=1024)
     fastce.cross_entropy(x, t)
-    peak = _peak_allocation(lambda: fastce.cross_entropy(x, t))
+    peak = peak_allocation(lambda: fastce.cross_entropy(x, t))
     assert peak < 0.01 * x.nbytes, f"allocated {peak} bytes for a {x.nbytes}-byte input"
-    peak = _peak_allocation(lambda: fastce.cross_entropy(x, t, reduction="none"))
+    peak = peak_allocation(lambda: fastce.cross_entropy(x, t, reduction="none"))
     assert peak < 0.01 * x.nbytes, f"allocated {peak} bytes for a {x.nbytes}-byte input"
