@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 import warnings
 from itertools import product
 
 import numpy as np
 
 from fastce import _validation as v
+from fastce._buffers import ThreadBuffers
 
 __all__ = ["is_dask", "class_loss", "binary_loss", "linear_loss", "class_weights",
            "PerformanceWarning"]
@@ -160,7 +160,7 @@ def _global_position(local_flat, block_shape, offset, shape):
 
 # ------------------------------------------------------ block alignment --
 
-_scratch = threading.local()
+_scratch = ThreadBuffers()
 _SCRATCH_MAX_BYTES = 1 << 30
 
 
@@ -178,13 +178,7 @@ def _realigned(block, role):
     if (type(block) is not np.ndarray or block.flags.aligned
             or block.dtype.kind != "f" or block.nbytes > _SCRATCH_MAX_BYTES):
         return block
-    buffers = getattr(_scratch, "buffers", None)
-    if buffers is None:
-        buffers = _scratch.buffers = {}
-    buf = buffers.get(role)
-    if buf is None or buf.nbytes < block.nbytes:
-        buf = buffers[role] = np.empty(block.nbytes, np.uint8)
-    copy = buf[:block.nbytes].view(block.dtype).reshape(block.shape)
+    copy = _scratch.array(role, block.shape, block.dtype)
     np.copyto(copy, block)
     return copy
 

@@ -22,7 +22,6 @@ not change the result beyond floating-point rounding of the GEMMs.
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -30,6 +29,7 @@ from numpy.typing import ArrayLike
 
 from fastce import _dask
 from fastce import _validation as v
+from fastce._buffers import ThreadBuffers
 from fastce import functional as F
 from fastce._blas import (accumulate_gram, blas_threads, has_inplace_gemm, input_grad_gemm,
                           logits_gemm)
@@ -126,29 +126,11 @@ def _kernel_threads(n_threads):
     return n_threads if _KERNEL_THREADS is None else _KERNEL_THREADS
 
 
-#: Per thread, the buffers a call given ``out=`` leaves for the next one.
-_kept = threading.local()
-
-
-def _kept_array(role: str, shape, dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array over this thread's buffer for
-    ``role``, kept from call to call and replaced when too small.
-
-    Why: a training loop that passes ``out=`` should allocate nothing of the
-    chunk's size per step.  Fresh memory is not free: on the 2-core VM of
-    the benchmarks, a freshly mapped 128 MiB buffer took 15-20 ms to fault
-    in when memory had just been freed, 260-315 ms after two idle seconds
-    (the hypervisor had been handed the freed pages back), which made the
-    (1024, 256) -> 131072 step 1.2x slower when other work ran between
-    steps."""
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    buf = getattr(_kept, role, None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = None                          # drop the old buffer before the new one
-        setattr(_kept, role, None)
-        buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-        setattr(_kept, role, buf)
-    return buf[:nbytes].view(dtype).reshape(shape)
+#: The buffers a call given ``out=`` leaves, per thread, for the next one: a
+#: training loop that passes ``out=`` should allocate nothing of the chunk's
+#: size per step (fresh memory made the (1024, 256) -> 131072 step 1.2x
+#: slower on the benchmark VM when other work ran between steps).
+_kept = ThreadBuffers()
 
 
 def release_workspace() -> None:
@@ -178,13 +160,13 @@ def release_workspace() -> None:
     >>> round(float(loss), 4)
     1.6094
     """
-    _kept.__dict__.clear()
+    _kept.clear()
 
 
 def _scratch_array(keep: bool, role: str, shape, dtype) -> np.ndarray:
     """A scratch array: this thread's kept one for ``role`` when ``keep``,
     else a fresh one."""
-    return _kept_array(role, shape, dtype) if keep else np.empty(shape, dtype=dtype)
+    return _kept.array(role, shape, dtype) if keep else np.empty(shape, dtype=dtype)
 
 
 def _chunks(p: v.LinearLossProblem):
@@ -197,7 +179,7 @@ def _chunks(p: v.LinearLossProblem):
 
 class _Scratch:
     """The buffers reused by every chunk; ``keep``: over this thread's kept
-    buffers (`_kept_array`), for a call given ``out=``."""
+    buffers (`_kept`), for a call given ``out=``."""
 
     def __init__(self, p: v.LinearLossProblem, *, want_grad: bool, keep: bool = False):
         kdt = p.x.dtype
